@@ -1,0 +1,137 @@
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ValidationError;
+
+/// Errors a client can see. The text is safe to show to people: internal
+/// details are logged on the server and never put in here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ApiError {
+    /// 422: the input broke a rule; the text says which.
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    /// 400: the request itself was malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403: e.g. a WebSocket from a foreign origin.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 503: the database did not answer in time; retrying later is safe.
+    #[error("The chat is temporarily unavailable. Your message was not sent; please try again.")]
+    Unavailable,
+    /// 500: a bug or an unexpected failure; details are in the server log.
+    #[error("Something went wrong on the server. Please try again.")]
+    Internal,
+    /// The request never got a proper answer (network down, server gone).
+    #[error("Could not reach the server ({0}). Check your connection and try again.")]
+    Transport(String),
+}
+
+impl ApiError {
+    /// The HTTP status this error is sent with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Invalid(_) => 422,
+            ApiError::BadRequest(_) => 400,
+            ApiError::Forbidden(_) => 403,
+            ApiError::Unavailable => 503,
+            ApiError::Internal => 500,
+            ApiError::Transport(_) => 502,
+        }
+    }
+}
+
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) => {
+                ApiError::BadRequest(format!("Bad request: {e}"))
+            }
+            ServerFnErrorErr::Request(e) | ServerFnErrorErr::Response(e) => ApiError::Transport(e),
+            other => ApiError::Transport(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// A short stable code, used to carry the error through a no-JS redirect
+    /// (never free text, so a crafted link cannot put words in our mouth).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid(v) => match v {
+                ValidationError::Room => "room",
+                ValidationError::SenderEmpty => "sender_empty",
+                ValidationError::SenderTooLong => "sender_too_long",
+                ValidationError::SenderControl => "sender_control",
+                ValidationError::ContentEmpty => "content_empty",
+                ValidationError::ContentTooLong(_) => "content_too_long",
+                ValidationError::ContentControl => "content_control",
+                ValidationError::Id => "id",
+            },
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal | ApiError::Transport(_) => "internal",
+        }
+    }
+
+    /// The error for a code from [`ApiError::code`]; `draft` gives the
+    /// character count for "too long".
+    pub fn from_code(code: &str, draft: &str) -> Option<Self> {
+        let v = match code {
+            "room" => ValidationError::Room,
+            "sender_empty" => ValidationError::SenderEmpty,
+            "sender_too_long" => ValidationError::SenderTooLong,
+            "sender_control" => ValidationError::SenderControl,
+            "content_empty" => ValidationError::ContentEmpty,
+            "content_too_long" => {
+                ValidationError::ContentTooLong(crate::domain::content_chars(draft))
+            }
+            "content_control" => ValidationError::ContentControl,
+            "id" => ValidationError::Id,
+            "bad_request" => {
+                return Some(ApiError::BadRequest(
+                    "The request was not understood.".into(),
+                ))
+            }
+            "forbidden" => return Some(ApiError::Forbidden("Not allowed.".into())),
+            "unavailable" => return Some(ApiError::Unavailable),
+            "internal" => return Some(ApiError::Internal),
+            _ => return None,
+        };
+        Some(ApiError::Invalid(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        let all = [
+            ApiError::Invalid(ValidationError::Room),
+            ApiError::Invalid(ValidationError::SenderEmpty),
+            ApiError::Invalid(ValidationError::SenderTooLong),
+            ApiError::Invalid(ValidationError::SenderControl),
+            ApiError::Invalid(ValidationError::ContentEmpty),
+            ApiError::Invalid(ValidationError::ContentControl),
+            ApiError::Invalid(ValidationError::Id),
+            ApiError::Unavailable,
+            ApiError::Internal,
+        ];
+        for e in all {
+            assert_eq!(ApiError::from_code(e.code(), ""), Some(e));
+        }
+        assert_eq!(
+            ApiError::from_code("content_too_long", &"あ".repeat(2001)),
+            Some(ApiError::Invalid(ValidationError::ContentTooLong(2001)))
+        );
+        assert_eq!(ApiError::from_code("<script>", ""), None);
+    }
+}

@@ -1,0 +1,83 @@
+//! Server functions for reading and posting messages.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::ApiError;
+use crate::domain::Message;
+
+/// Messages shown when a room page first renders.
+pub const PAGE_SIZE: u32 = 50;
+
+/// What the room page needs to render.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomSnapshot {
+    pub room: String,
+    /// The latest messages, oldest first.
+    pub messages: Vec<Message>,
+    /// The name remembered in this browser, if any.
+    pub me: Option<String>,
+    /// A fresh id for the no-JS form, so a double submit stores one message.
+    pub form_id: Uuid,
+}
+
+#[server(endpoint = "load_room")]
+pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
+    use crate::{
+        domain::RoomId,
+        server::{state, store::ListQuery, web},
+    };
+    let state = state()?;
+    let room_id = RoomId::parse(&room)?;
+    let messages = state
+        .store
+        .list(&ListQuery::latest(room_id, PAGE_SIZE))
+        .await?;
+    Ok(RoomSnapshot {
+        room,
+        messages,
+        me: web::remembered_name(),
+        form_id: Uuid::new_v4(),
+    })
+}
+
+/// Posts a message. Called from the page's WASM, or as the `action` of the
+/// plain HTML form when WASM is not (yet) running: then it answers with a
+/// redirect back to the page, carrying any error and the unsent text.
+#[server(endpoint = "post_message")]
+pub async fn post_message(
+    room: String,
+    sender: String,
+    content: String,
+    id: Option<String>,
+) -> Result<Message, ApiError> {
+    use crate::{
+        domain::SenderName,
+        server::{service, state, web},
+    };
+    let state = state()?;
+    if let Ok(name) = SenderName::parse(&sender) {
+        web::remember_name(name.as_str());
+    }
+    let plain_form = web::is_plain_form();
+    let page = "/";
+    let input = service::PostInput {
+        room: Some(room),
+        sender,
+        content: content.clone(),
+        id,
+    };
+    let result = service::post(&state.store, &state.hub, input).await;
+    match &result {
+        Ok(_) if plain_form => leptos_axum::redirect(page),
+        Ok(_) => {}
+        Err(e) => {
+            web::set_status(e);
+            if plain_form {
+                leptos_axum::redirect(&web::error_location(page, e, &content));
+            }
+        }
+    }
+    result
+}

@@ -1,0 +1,76 @@
+//! Glue to browser APIs (WebSocket, clock, crypto). Real only in the
+//! `hydrate` build; on the server these are inert so components compile in
+//! both builds without sprinkling `cfg`s.
+
+#[cfg(feature = "hydrate")]
+mod live;
+
+use uuid::Uuid;
+
+use crate::ui::ChatState;
+
+/// Starts the page's live connection (reconnecting with backoff, resuming
+/// from the last seq the page has).
+pub fn start_live(state: ChatState) {
+    #[cfg(feature = "hydrate")]
+    live::start(state);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = state;
+}
+
+/// A random (v4) UUID from `crypto.getRandomValues`, which unlike
+/// `crypto.randomUUID` also works on plain-HTTP origins.
+pub fn new_uuid() -> Uuid {
+    #[cfg(feature = "hydrate")]
+    {
+        let mut bytes = [0u8; 16];
+        let filled = web_sys::window()
+            .and_then(|w| w.crypto().ok())
+            .and_then(|c| c.get_random_values_with_u8_array(&mut bytes).ok())
+            .is_some();
+        if !filled {
+            for b in bytes.iter_mut() {
+                *b = (js_sys::Math::random() * 256.0) as u8;
+            }
+        }
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    Uuid::nil()
+}
+
+/// The browser's clock (ms since the epoch) and its UTC offset in minutes
+/// (positive east of Greenwich) at that moment.
+pub fn clock() -> Option<(i64, i32)> {
+    #[cfg(feature = "hydrate")]
+    {
+        let now = js_sys::Date::new_0();
+        // getTimezoneOffset is minutes *behind* UTC.
+        Some((now.get_time() as i64, -(now.get_timezone_offset() as i32)))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    None
+}
+
+/// Remembers the name in a cookie (the server reads it to render the page),
+/// so it survives a reload even before the first message is sent.
+pub fn remember_name(name: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let name = name.trim();
+        if name.is_empty() {
+            return;
+        }
+        let encoded: String = js_sys::encode_uri_component(name).into();
+        let cookie = format!("chat_name={encoded}; Path=/; Max-Age=31536000; SameSite=Lax");
+        if let Some(doc) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok())
+        {
+            let _ = doc.set_cookie(&cookie);
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = name;
+}

@@ -1,0 +1,41 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Who produced a message: a person, or the server's random broadcaster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    User,
+    Broadcast,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::User => "user",
+            MessageKind::Broadcast => "broadcast",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(MessageKind::User),
+            "broadcast" => Some(MessageKind::Broadcast),
+            _ => None,
+        }
+    }
+}
+
+/// A committed message. `seq` is gapless per room and committed in order, so
+/// "everything after seq n" is a complete answer at any time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub room: String,
+    pub seq: i64,
+    pub id: Uuid,
+    pub kind: MessageKind,
+    pub sender: String,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,179 @@
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const DEFAULT_ROOM: &str = "lobby";
+pub const MAX_ROOM_CHARS: usize = 32;
+pub const MAX_SENDER_CHARS: usize = 32;
+pub const MAX_CONTENT_CHARS: usize = 2000;
+
+/// Why user input was refused. The `Display` text is shown to people as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ValidationError {
+    #[error("Room names are 1-{MAX_ROOM_CHARS} characters of a-z, 0-9, - and _.")]
+    Room,
+    #[error("Please enter a name.")]
+    SenderEmpty,
+    #[error("Names can be at most {MAX_SENDER_CHARS} characters.")]
+    SenderTooLong,
+    #[error("Names cannot contain control characters.")]
+    SenderControl,
+    #[error("Please write a message.")]
+    ContentEmpty,
+    #[error("Messages can be at most {MAX_CONTENT_CHARS} characters ({0} given).")]
+    ContentTooLong(usize),
+    #[error("Messages cannot contain control characters (other than new lines).")]
+    ContentControl,
+    #[error("The message id must be a UUID.")]
+    Id,
+}
+
+/// A room name: 1-32 characters of `a-z 0-9 - _`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(String);
+
+impl RoomId {
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_ROOM_CHARS
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError::Room)
+        }
+    }
+
+    pub fn lobby() -> Self {
+        Self(DEFAULT_ROOM.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A display name: 1-32 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderName(String);
+
+impl SenderName {
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let s = s.trim();
+        let chars = s.chars().count();
+        if chars == 0 {
+            Err(ValidationError::SenderEmpty)
+        } else if chars > MAX_SENDER_CHARS {
+            Err(ValidationError::SenderTooLong)
+        } else if s.chars().any(char::is_control) {
+            Err(ValidationError::SenderControl)
+        } else {
+            Ok(Self(s.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A message text: 1-2000 characters (not bytes) after trimming; newlines
+/// allowed, other control characters not. `\r\n` from HTML forms becomes `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let normalised = s.replace("\r\n", "\n");
+        let s = normalised.trim();
+        let chars = s.chars().count();
+        if chars == 0 {
+            Err(ValidationError::ContentEmpty)
+        } else if chars > MAX_CONTENT_CHARS {
+            Err(ValidationError::ContentTooLong(chars))
+        } else if s.chars().any(|c| c.is_control() && c != '\n') {
+            Err(ValidationError::ContentControl)
+        } else {
+            Ok(Self(s.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Number of characters as the server counts them (after trimming), for the
+/// composer's counter.
+pub fn content_chars(s: &str) -> usize {
+    s.replace("\r\n", "\n").trim().chars().count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms() {
+        assert!(RoomId::parse("lobby").is_ok());
+        assert!(RoomId::parse("a-b_9").is_ok());
+        assert!(RoomId::parse(&"a".repeat(32)).is_ok());
+        assert_eq!(RoomId::parse(&"a".repeat(33)), Err(ValidationError::Room));
+        assert_eq!(RoomId::parse(""), Err(ValidationError::Room));
+        assert_eq!(RoomId::parse("Lobby"), Err(ValidationError::Room));
+        assert_eq!(RoomId::parse("lob by"), Err(ValidationError::Room));
+        assert_eq!(RoomId::parse("ロビー"), Err(ValidationError::Room));
+    }
+
+    #[test]
+    fn senders_are_trimmed_and_counted_in_characters() {
+        assert_eq!(SenderName::parse("  alice ").unwrap().as_str(), "alice");
+        assert_eq!(SenderName::parse("   "), Err(ValidationError::SenderEmpty));
+        // 32 Japanese characters are 96 bytes but within the limit.
+        assert!(SenderName::parse(&"名".repeat(32)).is_ok());
+        assert_eq!(
+            SenderName::parse(&"名".repeat(33)),
+            Err(ValidationError::SenderTooLong)
+        );
+        assert_eq!(
+            SenderName::parse("a\u{7}b"),
+            Err(ValidationError::SenderControl)
+        );
+    }
+
+    #[test]
+    fn content_limits_are_characters_not_bytes() {
+        assert!(MessageBody::parse(&"😀".repeat(2000)).is_ok());
+        assert_eq!(
+            MessageBody::parse(&"😀".repeat(2001)),
+            Err(ValidationError::ContentTooLong(2001))
+        );
+        assert_eq!(
+            MessageBody::parse(" \n\t "),
+            Err(ValidationError::ContentEmpty)
+        );
+    }
+
+    #[test]
+    fn content_keeps_newlines_and_refuses_other_controls() {
+        assert_eq!(
+            MessageBody::parse("line 1\r\nline 2\n").unwrap().as_str(),
+            "line 1\nline 2"
+        );
+        assert_eq!(
+            MessageBody::parse("a\u{0}b"),
+            Err(ValidationError::ContentControl)
+        );
+        assert_eq!(
+            MessageBody::parse("a\tb"),
+            Err(ValidationError::ContentControl)
+        );
+        assert_eq!(content_chars("  こんにちは 🌸 "), 7);
+    }
+}

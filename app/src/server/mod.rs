@@ -1,0 +1,14 @@
+//! Server-only parts of the app (compiled with the `ssr` feature): state,
+//! storage, the realtime hub, the WebSocket loop and the posting service.
+//! Server functions in `api/` reach these through [`state()`].
+
+pub mod broadcaster;
+pub mod error;
+pub mod hub;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod web;
+pub mod ws;
+
+pub use state::{state, AppState, ChatConfig};

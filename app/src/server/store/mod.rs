@@ -1,0 +1,177 @@
+//! Persistence behind one [`Store`] trait with a PostgreSQL and a SQLite
+//! implementation, picked by the `DATABASE_URL` scheme. Owns the seq
+//! invariant (gapless, committed in order, per room) and idempotent inserts.
+//! Knows nothing of HTTP or WebSockets.
+
+mod postgres;
+mod sqlite;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::{Message, MessageBody, MessageKind, RoomId, SenderName};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Largest page `list` returns.
+pub const MAX_PAGE: u32 = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The database could not be reached in time (503; retrying is safe).
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else (500).
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// `DATABASE_URL` has a scheme we do not support.
+    #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite: (got {0:?})")]
+    Scheme(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(ref db) if is_unavailable_code(db.code().as_deref()) => {
+                StoreError::Unavailable(e)
+            }
+            other => StoreError::Other(other),
+        }
+    }
+}
+
+/// PostgreSQL classes 08 (connection), 57P (shutdown) and SQLite BUSY/LOCKED
+/// mean "try again later", not "bug".
+fn is_unavailable_code(code: Option<&str>) -> bool {
+    matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6")
+}
+
+/// A message ready to be stored; every field already validated.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room: RoomId,
+    pub id: Uuid,
+    pub kind: MessageKind,
+    pub sender: SenderName,
+    pub content: MessageBody,
+}
+
+/// The result of an insert: the stored message, and whether this call stored
+/// it (`false` when the id was already there: an idempotent retry).
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    pub message: Message,
+    pub created: bool,
+}
+
+/// Which page of a room to read. With `after`, the oldest messages after it
+/// (for resuming); otherwise the newest ones (before `before`, if given).
+/// Results are always in ascending seq order.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub room: RoomId,
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+impl ListQuery {
+    pub fn latest(room: RoomId, limit: u32) -> Self {
+        Self {
+            room,
+            after: None,
+            before: None,
+            limit,
+        }
+    }
+
+    pub fn after(room: RoomId, after: i64, limit: u32) -> Self {
+        Self {
+            room,
+            after: Some(after),
+            before: None,
+            limit,
+        }
+    }
+
+    fn bounds(&self) -> (i64, i64, i64) {
+        (
+            self.after.unwrap_or(0),
+            self.before.unwrap_or(i64::MAX),
+            i64::from(self.limit.clamp(1, MAX_PAGE)),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a message with the next seq of its room, or returns the one
+    /// already stored under the same id.
+    async fn insert(&self, new: NewMessage) -> Result<Inserted, StoreError>;
+    /// A page of a room's messages, ascending by seq.
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Message>, StoreError>;
+    /// The last committed seq of a room (0 when it has none).
+    async fn head(&self, room: &RoomId) -> Result<i64, StoreError>;
+    /// A cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+    fn backend(&self) -> Backend;
+}
+
+/// Pool settings shared by both backends.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing with 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens the store named by `url` and runs its migrations.
+pub async fn connect(url: &str, opts: &PoolOptions) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, opts).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, opts).await?))
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default().to_owned();
+        Err(StoreError::Scheme(scheme))
+    }
+}
+
+/// Current time at the millisecond precision both backends store.
+fn now_millis() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+fn parse_kind(s: &str) -> Result<MessageKind, sqlx::Error> {
+    MessageKind::parse(s).ok_or_else(|| sqlx::Error::Decode(format!("unknown kind {s:?}").into()))
+}

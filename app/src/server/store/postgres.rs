@@ -1,0 +1,149 @@
+//! PostgreSQL implementation of [`Store`].
+
+use async_trait::async_trait;
+use sqlx::{postgres::PgPoolOptions, PgPool, Row};
+use uuid::Uuid;
+
+use super::{
+    now_millis, parse_kind, Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store,
+    StoreError,
+};
+use crate::domain::{Message, RoomId};
+
+const COLUMNS: &str = "room, seq, id, kind, sender, content, created_at";
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, opts: &PoolOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(opts.acquire_timeout)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn by_id(&self, id: Uuid) -> Result<Option<Message>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM messages WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(decode).transpose()?)
+    }
+}
+
+fn decode(row: &sqlx::postgres::PgRow) -> Result<Message, sqlx::Error> {
+    Ok(Message {
+        room: row.try_get("room")?,
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        kind: parse_kind(row.try_get("kind")?)?,
+        sender: row.try_get("sender")?,
+        content: row.try_get("content")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for PgStore {
+    #[tracing::instrument(skip_all, fields(room_id = %new.room))]
+    async fn insert(&self, new: NewMessage) -> Result<Inserted, StoreError> {
+        // Fast path for retries: no counter update, no transaction.
+        if let Some(message) = self.by_id(new.id).await? {
+            return Ok(Inserted {
+                message,
+                created: false,
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        // Taking the next seq row-locks the room until commit: a concurrent
+        // poster waits here, so seqs commit in order and without gaps.
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO rooms (name, last_seq) VALUES ($1, 1) \
+             ON CONFLICT (name) DO UPDATE SET last_seq = rooms.last_seq + 1 \
+             RETURNING last_seq",
+        )
+        .bind(new.room.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
+        ))
+        .bind(new.room.as_str())
+        .bind(seq)
+        .bind(new.id)
+        .bind(new.kind.as_str())
+        .bind(new.sender.as_str())
+        .bind(new.content.as_str())
+        .bind(now_millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some(row) => {
+                let message = decode(&row)?;
+                tx.commit().await?;
+                Ok(Inserted {
+                    message,
+                    created: true,
+                })
+            }
+            None => {
+                // The same id committed meanwhile: undo our seq, return theirs.
+                tx.rollback().await?;
+                let message = self.by_id(new.id).await?.ok_or(StoreError::NotFound)?;
+                Ok(Inserted {
+                    message,
+                    created: false,
+                })
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %query.room))]
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Message>, StoreError> {
+        let (after, before, limit) = query.bounds();
+        let order = if query.after.is_some() { "ASC" } else { "DESC" };
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE room = $1 AND seq > $2 AND seq < $3 \
+             ORDER BY seq {order} LIMIT $4"
+        ))
+        .bind(query.room.as_str())
+        .bind(after)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut messages = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        if query.after.is_none() {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    async fn head(&self, room: &RoomId) -> Result<i64, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = $1")
+            .bind(room.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(head.unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+}

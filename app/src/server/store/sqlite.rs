@@ -1,0 +1,180 @@
+//! SQLite implementation of [`Store`]: the zero-setup default. One writer
+//! connection (SQLite serialises writers anyway) and a pool of readers, in
+//! WAL mode so reads never wait for the writer. Single instance only.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Row, SqlitePool,
+};
+use uuid::Uuid;
+
+use super::{
+    now_millis, parse_kind, Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store,
+    StoreError,
+};
+use crate::domain::{Message, RoomId};
+
+const COLUMNS: &str = "room, seq, id, kind, sender, content, created_at";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, opts: &PoolOptions) -> Result<Self, StoreError> {
+        create_parent_dir(url);
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, readers })
+    }
+
+    async fn by_id(&self, pool: &SqlitePool, id: Uuid) -> Result<Option<Message>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+        Ok(row.as_ref().map(decode).transpose()?)
+    }
+}
+
+/// `sqlite://data/chat.db` needs `data/` to exist before SQLite creates the file.
+fn create_parent_dir(url: &str) {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return;
+    }
+    if let Some(parent) = Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+    }
+}
+
+fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<Message, sqlx::Error> {
+    Ok(Message {
+        room: row.try_get("room")?,
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        kind: parse_kind(row.try_get("kind")?)?,
+        sender: row.try_get("sender")?,
+        content: row.try_get("content")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    #[tracing::instrument(skip_all, fields(room_id = %new.room))]
+    async fn insert(&self, new: NewMessage) -> Result<Inserted, StoreError> {
+        if let Some(message) = self.by_id(&self.readers, new.id).await? {
+            return Ok(Inserted {
+                message,
+                created: false,
+            });
+        }
+        // The single writer connection serialises inserts; checking the id
+        // again inside the transaction closes the race with a concurrent retry.
+        let mut tx = self.writer.begin().await?;
+        let existing = sqlx::query(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))
+            .bind(new.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = existing {
+            let message = decode(&row)?;
+            tx.rollback().await?;
+            return Ok(Inserted {
+                message,
+                created: false,
+            });
+        }
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO rooms (name, last_seq) VALUES (?1, 1) \
+             ON CONFLICT (name) DO UPDATE SET last_seq = last_seq + 1 \
+             RETURNING last_seq",
+        )
+        .bind(new.room.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING {COLUMNS}"
+        ))
+        .bind(new.room.as_str())
+        .bind(seq)
+        .bind(new.id)
+        .bind(new.kind.as_str())
+        .bind(new.sender.as_str())
+        .bind(new.content.as_str())
+        .bind(now_millis())
+        .fetch_one(&mut *tx)
+        .await?;
+        let message = decode(&row)?;
+        tx.commit().await?;
+        Ok(Inserted {
+            message,
+            created: true,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %query.room))]
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Message>, StoreError> {
+        let (after, before, limit) = query.bounds();
+        let order = if query.after.is_some() { "ASC" } else { "DESC" };
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE room = ?1 AND seq > ?2 AND seq < ?3 \
+             ORDER BY seq {order} LIMIT ?4"
+        ))
+        .bind(query.room.as_str())
+        .bind(after)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut messages = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        if query.after.is_none() {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    async fn head(&self, room: &RoomId) -> Result<i64, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = ?1")
+            .bind(room.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        Ok(head.unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.readers).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+}

@@ -1,0 +1,167 @@
+//! The message form. With WASM it sends through the `post_message` server
+//! function without a reload (pending, then confirmed; on failure the text
+//! stays with a Retry). Without WASM the very same form is a plain HTML form
+//! posting to that server function.
+
+use leptos::{ev, html, prelude::*, server_fn::ServerFn};
+use uuid::Uuid;
+
+use super::{ChatState, Pending};
+use crate::{
+    api::{post_message, PostMessage},
+    browser,
+    domain::{content_chars, MessageBody, SenderName, MAX_CONTENT_CHARS, MAX_SENDER_CHARS},
+};
+
+/// Set once the page has hydrated (WASM running).
+#[derive(Clone, Copy)]
+pub struct Hydrated(pub RwSignal<bool>);
+
+#[component]
+pub fn Composer(
+    /// An error to show from a failed no-JS post.
+    initial_error: Option<String>,
+    /// The unsent text of a failed no-JS post.
+    initial_draft: String,
+    /// Idempotency key for the no-JS form.
+    form_id: Uuid,
+) -> impl IntoView {
+    let state = expect_context::<ChatState>();
+    let hydrated = expect_context::<Hydrated>().0;
+    let draft = RwSignal::new(initial_draft.clone());
+    let error = RwSignal::new(initial_error);
+    let textarea = NodeRef::<html::Textarea>::new();
+    let count = move || draft.with(|d| content_chars(d));
+    let over = move || count() > MAX_CONTENT_CHARS;
+
+    let send = move || {
+        let sender = state.me.get_untracked();
+        let content = draft.get_untracked();
+        let checked =
+            SenderName::parse(&sender).and_then(|s| MessageBody::parse(&content).map(|c| (s, c)));
+        match checked {
+            Err(e) => error.set(Some(e.to_string())),
+            Ok((sender, content)) => {
+                error.set(None);
+                let pending = Pending {
+                    id: browser::new_uuid(),
+                    sender: sender.as_str().to_owned(),
+                    content: content.as_str().to_owned(),
+                    error: None,
+                };
+                state.pending.update(|p| p.push(pending.clone()));
+                draft.set(String::new());
+                submit(state, pending);
+            }
+        }
+        if let Some(t) = textarea.get_untracked() {
+            let _ = t.focus();
+        }
+    };
+
+    let on_keydown = move |ev: ev::KeyboardEvent| {
+        // 229 / isComposing: the key belongs to an IME composition (e.g.
+        // confirming a Japanese conversion); it must not send.
+        let composing = ev.is_composing() || ev.key_code() == 229;
+        if ev.key() == "Enter" && !ev.shift_key() && !composing {
+            ev.prevent_default();
+            send();
+        }
+    };
+
+    let action = <PostMessage as ServerFn>::PATH;
+    view! {
+        <form
+            class="composer"
+            method="post"
+            action=action
+            on:submit=move |e: ev::SubmitEvent| {
+                e.prevent_default();
+                send();
+            }
+        >
+            <input type="hidden" name="room" value=state.room.get_value() />
+            <input type="hidden" name="id" value=form_id.to_string() />
+            <div class="name-row">
+                <label for="sender">"Name"</label>
+                <input
+                    id="sender"
+                    name="sender"
+                    type="text"
+                    required
+                    maxlength=MAX_SENDER_CHARS.to_string()
+                    autocomplete="nickname"
+                    placeholder="Your name"
+                    value=state.me.get_untracked()
+                    prop:value=move || state.me.get()
+                    on:input=move |ev| state.me.set(event_target_value(&ev))
+                    on:change=move |_| browser::remember_name(&state.me.get_untracked())
+                />
+            </div>
+            <div class="input-row">
+                <label for="content" class="visually-hidden">"Message"</label>
+                <textarea
+                    id="content"
+                    name="content"
+                    node_ref=textarea
+                    required
+                    rows="1"
+                    placeholder="Write a message…"
+                    // Without WASM the browser enforces the limit (UTF-16 units,
+                    // so never more than the server's 2000 characters).
+                    maxlength=move || (!hydrated.get()).then(|| MAX_CONTENT_CHARS.to_string())
+                    aria-describedby="composer-hint composer-error"
+                    aria-invalid=move || over().to_string()
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:keydown=on_keydown
+                >
+                    {initial_draft}
+                </textarea>
+                <button type="submit" class="send" disabled=over>
+                    "Send"
+                </button>
+            </div>
+            <p class="hint" id="composer-hint">
+                <span class="counter" class:over=over>
+                    {count} " / " {MAX_CONTENT_CHARS}
+                </span>
+                <span class="keys">" · Enter to send, Shift+Enter for a new line"</span>
+            </p>
+            <p class="error" id="composer-error" role="alert">
+                {move || error.get()}
+            </p>
+        </form>
+    }
+}
+
+/// Sends a pending message through the server function.
+fn submit(state: ChatState, pending: Pending) {
+    leptos::task::spawn_local(async move {
+        let result = post_message(
+            state.room.get_value(),
+            pending.sender.clone(),
+            pending.content.clone(),
+            Some(pending.id.to_string()),
+        )
+        .await;
+        match result {
+            Ok(message) => state.confirm(message),
+            Err(e) => state.fail(pending.id, e.to_string()),
+        }
+    });
+}
+
+/// Sends a failed message again with the same id (the server stores it once).
+pub fn retry(state: ChatState, id: Uuid) {
+    let mut again = None;
+    state.pending.update(|list| {
+        if let Some(p) = list.iter_mut().find(|p| p.id == id) {
+            p.error = None;
+            again = Some(p.clone());
+        }
+    });
+    if let Some(p) = again {
+        submit(state, p);
+    }
+}

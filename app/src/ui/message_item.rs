@@ -1,0 +1,121 @@
+//! One message in the list: sender, time and text. Text is always rendered
+//! as text (never HTML), so markup in messages shows literally.
+
+use chrono::{DateTime, Duration, Utc};
+use leptos::prelude::*;
+
+use super::{ChatState, Pending};
+use crate::domain::{Message, MessageKind};
+
+/// The browser clock, set once the page is hydrated (and refreshed every
+/// 30 s). `None` while server-rendered: times then show in UTC.
+#[derive(Clone, Copy)]
+pub struct Clock(pub RwSignal<Option<(i64, i32)>>);
+
+#[component]
+pub fn MessageItem(message: Message) -> impl IntoView {
+    let state = expect_context::<ChatState>();
+    let clock = expect_context::<Clock>().0;
+    let sender = message.sender.clone();
+    let own = move || message.kind == MessageKind::User && state.me.with(|me| me.trim() == sender);
+    let created_at = message.created_at;
+    let label = move || time_label(created_at, clock.get());
+    let title = move || full_time(created_at, clock.get());
+    let broadcast = message.kind == MessageKind::Broadcast;
+    view! {
+        <li class="msg" class:own=own class:broadcast=broadcast data-seq=message.seq data-id=message.id.to_string()>
+            <div class="meta">
+                <span class="sender">{if broadcast { format!("📣 {}", message.sender) } else { message.sender.clone() }}</span>
+                <time datetime=created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) title=title>{label}</time>
+            </div>
+            <p class="body">{message.content}</p>
+        </li>
+    }
+}
+
+#[component]
+pub fn PendingItem(pending: Pending) -> impl IntoView {
+    let state = expect_context::<ChatState>();
+    let id = pending.id;
+    let failed = pending.error.is_some();
+    let retry = move |_| super::composer::retry(state, id);
+    view! {
+        <li class="msg own pending" class:failed=failed aria-busy=(!failed).to_string() data-id=id.to_string()>
+            <div class="meta">
+                <span class="sender">{pending.sender}</span>
+                <span class="state">{if failed { "Not sent" } else { "Sending…" }}</span>
+            </div>
+            <p class="body">{pending.content}</p>
+            {pending.error.map(|e| view! {
+                <p class="send-error" role="alert">
+                    {e} " "
+                    <button type="button" class="retry" on:click=retry>"Retry"</button>
+                </p>
+            })}
+        </li>
+    }
+}
+
+/// "just now", "5 min ago", "14:03" (today), "Nov 3, 14:03" (older), in the
+/// browser's local time; "14:03 UTC" before the browser clock is known.
+pub fn time_label(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {
+    let Some((now_ms, offset_min)) = clock else {
+        return at.format("%H:%M UTC").to_string();
+    };
+    let now = DateTime::from_timestamp_millis(now_ms).unwrap_or(at);
+    let age = now - at;
+    if age < Duration::minutes(1) {
+        return "just now".into();
+    }
+    if age < Duration::hours(1) {
+        return format!("{} min ago", age.num_minutes());
+    }
+    let offset = Duration::minutes(offset_min.into());
+    let local = (at + offset).naive_utc();
+    let today = (now + offset).naive_utc().date();
+    if local.date() == today {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%b %-d, %H:%M").to_string()
+    }
+}
+
+fn full_time(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {
+    match clock {
+        Some((_, offset_min)) => (at + Duration::minutes(offset_min.into()))
+            .naive_utc()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        None => at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn labels() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
+        let ms = |d: DateTime<Utc>| d.timestamp_millis();
+        assert_eq!(time_label(at, None), "10:00 UTC");
+        assert_eq!(
+            time_label(at, Some((ms(at + Duration::seconds(20)), 0))),
+            "just now"
+        );
+        assert_eq!(
+            time_label(at, Some((ms(at + Duration::minutes(5)), 0))),
+            "5 min ago"
+        );
+        // Tokyo is UTC+9: 10:00 UTC is 19:00 there, same local day.
+        assert_eq!(
+            time_label(at, Some((ms(at + Duration::hours(2)), 540))),
+            "19:00"
+        );
+        assert_eq!(
+            time_label(at, Some((ms(at + Duration::days(3)), 540))),
+            "Nov 24, 19:00"
+        );
+    }
+}

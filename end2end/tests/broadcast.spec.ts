@@ -1,0 +1,13 @@
+import { test, expect } from '@playwright/test';
+import { openChat } from './helpers';
+
+test('server broadcasts appear live and look different', async ({ page }) => {
+  await openChat(page);
+  const broadcasts = page.locator('li.msg.broadcast');
+  const before = await broadcasts.count();
+  // The test server broadcasts every 1-2 s.
+  await expect.poll(() => broadcasts.count(), { timeout: 10_000 }).toBeGreaterThan(before);
+  const latest = broadcasts.last();
+  await expect(latest.locator('.sender')).toContainText('server');
+  await expect(latest).not.toHaveClass(/own/);
+});

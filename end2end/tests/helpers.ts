@@ -1,0 +1,40 @@
+import { expect, type Page, type Browser, type BrowserContext } from '@playwright/test';
+
+/** A token that makes a test's messages unique in the shared lobby. */
+export function uniq(label: string): string {
+  return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Opens the chat and waits until it is hydrated and the live stream is ready. */
+export async function openChat(page: Page, name?: string): Promise<void> {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto('/');
+  await expect(page.locator('main.chat')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live');
+  if (name !== undefined) {
+    await page.getByLabel('Name').fill(name);
+  }
+  expect(errors, 'no uncaught errors in the page').toEqual([]);
+}
+
+export async function send(page: Page, text: string): Promise<void> {
+  const box = page.getByLabel('Message');
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+/** The confirmed message bubbles whose text is exactly `text`. */
+export function confirmed(page: Page, text: string) {
+  return page.locator('li.msg:not(.pending) .body', { hasText: text }).filter({ hasText: new RegExp(`^${escapeRe(text)}$`) });
+}
+
+export function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export async function newPage(browser: Browser, options = {}): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  return { context, page };
+}

@@ -1,0 +1,173 @@
+//! The server: wires configuration, storage, the hub, the broadcaster and
+//! the HTTP routes together. `main.rs` only parses config and calls [`run`];
+//! tests call [`start`] with a listener on port 0.
+
+pub mod config;
+pub mod routes;
+pub mod telemetry;
+
+use std::{future::Future, sync::Arc};
+
+use app::{
+    domain::RoomId,
+    server::{
+        broadcaster,
+        hub::{self, Hub},
+        store::{self, PoolOptions, StoreError},
+        ws, AppState, ChatConfig,
+    },
+    shell, App,
+};
+use axum::{routing::get, Router};
+use leptos::prelude::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+pub use config::Config;
+
+/// Largest request body accepted (a 2000-character message is < 8 KiB).
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not open the database {url}: {source}")]
+    Database { url: String, source: StoreError },
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+fn leptos_options(config: &Config) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("chat")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .reload_port(
+            std::env::var("LEPTOS_RELOAD_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(3001),
+        )
+        .build()
+}
+
+/// Opens the store (running migrations), starts the hub and broadcaster, and
+/// builds the router.
+pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
+    let pool = PoolOptions {
+        max_connections: config.db_max_connections,
+        acquire_timeout: config.db_acquire_timeout,
+    };
+    let store = store::connect(&config.database_url, &pool)
+        .await
+        .map_err(|source| StartError::Database {
+            url: config::redact_url(&config.database_url),
+            source,
+        })?;
+    let hub = Hub::new(store.clone(), hub::DEFAULT_CAPACITY);
+    if let Some((min, max)) = config.broadcast {
+        if let Some(interval) = broadcaster::Interval::new(min, max) {
+            tokio::spawn(broadcaster::run(
+                store.clone(),
+                hub.clone(),
+                RoomId::lobby(),
+                interval,
+            ));
+        }
+    }
+    let state = AppState {
+        leptos_options: leptos_options(config),
+        store,
+        hub,
+        config: Arc::new(ChatConfig {
+            allowed_origins: config.allowed_origins.clone(),
+            ws_ping_interval: config.ws_ping_interval,
+        }),
+    };
+    Ok((router(state.clone()), state))
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/api/messages", get(routes::list_messages).post(routes::post_message))
+        .route("/health", get(routes::health))
+        .route("/ws", get(ws::ws_handler))
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+                }))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+        )
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartError::Serve)
+}
+
+/// Starts everything and serves until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    // Migrations run inside `build`, before the port is bound.
+    let (router, _state) = build(&config).await?;
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    tracing::info!(addr = %config.addr, config = ?config, "listening");
+    serve(listener, router, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
