@@ -19,7 +19,7 @@ export async function openChat(page: Page, name?: string): Promise<void> {
 }
 
 export async function send(page: Page, text: string): Promise<void> {
-  const box = page.getByLabel('Message');
+  const box = page.getByRole('textbox', { name: 'Message', exact: true });
   await box.fill(text);
   await box.press('Enter');
 }

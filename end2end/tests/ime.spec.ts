@@ -3,7 +3,7 @@ import { openChat, uniq } from './helpers';
 
 test('Enter while an IME is composing does not send', async ({ page }) => {
   await openChat(page, 'kenji');
-  const box = page.getByLabel('Message');
+  const box = page.getByRole('textbox', { name: 'Message', exact: true });
   const text = uniq('にほんご');
   await box.fill(text);
 

@@ -21,7 +21,7 @@ test('a message posted in one browser appears live in another, and as own in the
   await expect(a.page.locator('li.msg.pending')).toHaveCount(0);
   await expect(a.page.locator('li.msg', { hasText: text })).toHaveClass(/own/);
   // The box is cleared for the next message.
-  await expect(a.page.getByLabel('Message')).toHaveValue('');
+  await expect(a.page.getByRole('textbox', { name: 'Message', exact: true })).toHaveValue('');
 
   await a.context.close();
   await b.context.close();
@@ -29,7 +29,7 @@ test('a message posted in one browser appears live in another, and as own in the
 
 test('Shift+Enter makes a new line instead of sending', async ({ page }) => {
   await openChat(page, 'carol');
-  const box = page.getByLabel('Message');
+  const box = page.getByRole('textbox', { name: 'Message', exact: true });
   const first = uniq('line-one');
   await box.fill(first);
   await box.press('Shift+Enter');
@@ -55,11 +55,11 @@ test('invalid input is refused in the page and the text is kept', async ({ page 
   const text = uniq('no-name-yet');
   await send(page, text);
   await expect(page.getByRole('alert').filter({ hasText: 'Please enter a name.' })).toBeVisible();
-  await expect(page.getByLabel('Message')).toHaveValue(text);
+  await expect(page.getByRole('textbox', { name: 'Message', exact: true })).toHaveValue(text);
   await expect(page.locator('li.msg', { hasText: text })).toHaveCount(0);
 
   await page.getByLabel('Name').fill('erin');
-  await page.getByLabel('Message').fill('x'.repeat(2001));
+  await page.getByRole('textbox', { name: 'Message', exact: true }).fill('x'.repeat(2001));
   await expect(page.locator('.counter')).toHaveText('2001 / 2000');
   await expect(page.getByRole('button', { name: 'Send' })).toBeDisabled();
 });

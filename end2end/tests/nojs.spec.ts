@@ -7,7 +7,7 @@ test('without JavaScript the form still posts and the page comes back with the m
   await page.goto('/');
   await page.getByLabel('Name').fill('nojs-user');
   const text = uniq('posted-without-js');
-  await page.getByLabel('Message').fill(text);
+  await page.getByRole('textbox', { name: 'Message', exact: true }).fill(text);
   await page.getByRole('button', { name: 'Send' }).click();
   await page.waitForURL((url) => url.pathname === '/');
   await expect(page.locator('li.msg .body', { hasText: text })).toHaveCount(1);
@@ -19,7 +19,7 @@ test('without JavaScript a refused post shows a readable error and keeps the tex
   await page.goto('/');
   await page.getByLabel('Name').fill('nojs-user');
   // Only spaces: passes the browser's `required`, refused by the server.
-  await page.getByLabel('Message').fill('   ');
+  await page.getByRole('textbox', { name: 'Message', exact: true }).fill('   ');
   await page.getByRole('button', { name: 'Send' }).click();
   await expect(page.getByRole('alert').filter({ hasText: 'Please write a message.' })).toBeVisible();
   expect(new URL(page.url()).searchParams.get('error')).toBe('content_empty');

@@ -3,6 +3,7 @@
 //! tests call [`start`] with a listener on port 0.
 
 pub mod config;
+pub mod healthcheck;
 pub mod routes;
 pub mod telemetry;
 

@@ -2,10 +2,12 @@
 
 use std::process::ExitCode;
 
-use server::{config::Config, telemetry};
+use server::{config::Config, healthcheck, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A .env file is a development convenience; real env vars win.
+    let _ = dotenvy::dotenv();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -13,6 +15,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return if healthcheck::run(&config) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     telemetry::init(config.log_format, &config.log_filter, std::io::stdout);
     match server::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
