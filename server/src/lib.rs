@@ -7,14 +7,15 @@ pub mod healthcheck;
 pub mod routes;
 pub mod telemetry;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use app::{
     domain::RoomId,
     server::{
-        broadcaster,
+        broadcaster, bus,
         hub::{self, Hub},
-        store::{self, PoolOptions, StoreError},
+        leader,
+        store::{self, Opened, PoolOptions, StoreError},
         ws, AppState, ChatConfig,
     },
     shell, App,
@@ -70,21 +71,52 @@ pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
         max_connections: config.db_max_connections,
         acquire_timeout: config.db_acquire_timeout,
     };
-    let store = store::connect(&config.database_url, &pool)
+    let opened = store::open(&config.database_url, &pool)
         .await
         .map_err(|source| StartError::Database {
             url: config::redact_url(&config.database_url),
             source,
         })?;
+    let store = opened.store();
     let hub = Hub::new(store.clone(), hub::DEFAULT_CAPACITY);
-    if let Some((min, max)) = config.broadcast {
-        if let Some(interval) = broadcaster::Interval::new(min, max) {
-            tokio::spawn(broadcaster::run(
-                store.clone(),
-                hub.clone(),
-                RoomId::lobby(),
-                interval,
-            ));
+    let interval = config
+        .broadcast
+        .and_then(|(min, max)| broadcaster::Interval::new(min, max));
+    match &opened {
+        // Many instances may share PostgreSQL: commits reach every hub through
+        // LISTEN/NOTIFY, and one elected instance broadcasts.
+        Opened::Postgres(pg) => {
+            let (ready, listening) = tokio::sync::oneshot::channel();
+            tokio::spawn(bus::run(pg.pool().clone(), hub.clone(), ready));
+            if tokio::time::timeout(Duration::from_secs(10), listening)
+                .await
+                .is_err()
+            {
+                tracing::warn!("commit bus not listening yet; continuing (it keeps retrying)");
+            }
+            if let Some(interval) = interval {
+                let options = pg.pool().connect_options().as_ref().clone();
+                let lobby = RoomId::lobby();
+                tokio::spawn(leader::run(
+                    options,
+                    store.clone(),
+                    hub.clone(),
+                    lobby,
+                    interval,
+                ));
+            }
+        }
+        // SQLite is single-instance: this process is the only broadcaster.
+        Opened::Sqlite(_) => {
+            if let Some(interval) = interval {
+                let lobby = RoomId::lobby();
+                tokio::spawn(broadcaster::run(
+                    store.clone(),
+                    hub.clone(),
+                    lobby,
+                    interval,
+                ));
+            }
         }
     }
     let state = AppState {

@@ -1,7 +1,8 @@
 //! The realtime hub: fans committed messages out to this instance's sockets.
 //!
-//! Every committed message enters through [`Hub::publish`] (today from the
-//! local post path; a database listener can feed the same entry point). One
+//! Every committed message enters through [`Hub::publish`]: from the local
+//! post path on SQLite, from the PostgreSQL LISTEN/NOTIFY bus (`bus.rs`) on
+//! PostgreSQL, so own and other instances' posts take one path. One
 //! ingest task orders them per room by `seq`, drops duplicates, fills any gap
 //! from the store, serialises each message once, and sends the shared bytes
 //! to the room's `broadcast` channel. Each socket holds a receiver: a bounded
@@ -14,7 +15,7 @@ use std::{
 };
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::store::{ListQuery, Store, MAX_PAGE};
 use crate::domain::{Message, RoomId, ServerFrame};
@@ -46,10 +47,21 @@ struct Room {
     last_seq: Option<i64>,
 }
 
+/// What the ingest task is asked to do.
+enum Command {
+    /// A committed message.
+    Message(Message),
+    /// A committed message known only by room and seq (read it from the store).
+    Ref { room: RoomId, seq: i64 },
+    /// Read every active room's messages after the last one sent (after the
+    /// feed was interrupted); answers with how many were recovered.
+    Resync(oneshot::Sender<usize>),
+}
+
 #[derive(Clone)]
 pub struct Hub {
     rooms: Arc<Mutex<HashMap<RoomId, Room>>>,
-    ingest: mpsc::UnboundedSender<Message>,
+    ingest: mpsc::UnboundedSender<Command>,
     capacity: usize,
 }
 
@@ -80,9 +92,38 @@ impl Hub {
             .subscribe()
     }
 
+    /// A socket has everything up to `head`: if the hub has not sent anything
+    /// in this room yet, that is where its sequence starts (so a resync knows
+    /// what to read).
+    pub fn seen(&self, room: &RoomId, head: i64) {
+        let mut rooms = self.rooms.lock().expect("hub lock poisoned");
+        if let Some(r) = rooms.get_mut(room) {
+            if r.last_seq.is_none() {
+                r.last_seq = Some(head);
+            }
+        }
+    }
+
     /// Hands a committed message to the hub. Never blocks.
     pub fn publish(&self, message: Message) {
-        if self.ingest.send(message).is_err() {
+        self.command(Command::Message(message));
+    }
+
+    /// Hands a committed message's room and seq to the hub, which reads it.
+    pub fn publish_ref(&self, room: RoomId, seq: i64) {
+        self.command(Command::Ref { room, seq });
+    }
+
+    /// Sends every active room's messages committed after the last one the
+    /// hub sent. Call after the feed of commits was interrupted.
+    pub async fn resync(&self) -> usize {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Resync(tx));
+        rx.await.unwrap_or(0)
+    }
+
+    fn command(&self, command: Command) {
+        if self.ingest.send(command).is_err() {
             tracing::error!("hub ingest task is gone; message not fanned out");
         }
     }
@@ -122,42 +163,74 @@ fn step(last_seq: Option<i64>, seq: i64) -> Step {
 async fn ingest_loop(
     rooms: Arc<Mutex<HashMap<RoomId, Room>>>,
     store: Arc<dyn Store>,
-    mut rx: mpsc::UnboundedReceiver<Message>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
-    while let Some(message) = rx.recv().await {
-        let Ok(room) = RoomId::parse(&message.room) else {
-            continue;
-        };
-        let next = {
-            let mut map = rooms.lock().expect("hub lock poisoned");
-            match map.get(&room) {
-                Some(r) if r.tx.receiver_count() == 0 => {
-                    map.remove(&room);
-                    Step::Skip
+    while let Some(command) = rx.recv().await {
+        match command {
+            Command::Message(message) => {
+                let Ok(room) = RoomId::parse(&message.room) else {
+                    continue;
+                };
+                match next_step(&rooms, &room, message.seq) {
+                    Step::Skip | Step::Drop => {}
+                    Step::Send => {
+                        send(&rooms, &room, &message);
+                    }
+                    Step::Fill { from, to } => {
+                        fill_gap(&rooms, &store, &room, from, to).await;
+                        send(&rooms, &room, &message);
+                    }
                 }
-                Some(r) => step(r.last_seq, message.seq),
-                None => Step::Skip,
             }
-        };
-        match next {
-            Step::Skip | Step::Drop => {}
-            Step::Send => send(&rooms, &room, &message),
-            Step::Fill { from, to } => {
-                fill_gap(&rooms, &store, &room, from, to).await;
-                send(&rooms, &room, &message);
+            Command::Ref { room, seq } => match next_step(&rooms, &room, seq) {
+                Step::Skip | Step::Drop => {}
+                Step::Send => {
+                    fill_gap(&rooms, &store, &room, seq - 1, seq + 1).await;
+                }
+                Step::Fill { from, .. } => {
+                    fill_gap(&rooms, &store, &room, from, seq + 1).await;
+                }
+            },
+            Command::Resync(reply) => {
+                let active: Vec<(RoomId, i64)> = {
+                    let map = rooms.lock().expect("hub lock poisoned");
+                    map.iter()
+                        .filter(|(_, r)| r.tx.receiver_count() > 0)
+                        .filter_map(|(id, r)| r.last_seq.map(|last| (id.clone(), last)))
+                        .collect()
+                };
+                let mut recovered = 0;
+                for (room, last) in active {
+                    recovered += fill_gap(&rooms, &store, &room, last, i64::MAX).await;
+                }
+                let _ = reply.send(recovered);
             }
         }
     }
 }
 
-/// Reads the messages between `from` and `to` (exclusive) and sends them.
+fn next_step(rooms: &Mutex<HashMap<RoomId, Room>>, room: &RoomId, seq: i64) -> Step {
+    let mut map = rooms.lock().expect("hub lock poisoned");
+    match map.get(room) {
+        Some(r) if r.tx.receiver_count() == 0 => {
+            map.remove(room);
+            Step::Skip
+        }
+        Some(r) => step(r.last_seq, seq),
+        None => Step::Skip,
+    }
+}
+
+/// Reads the messages between `from` and `to` (exclusive), sends them, and
+/// returns how many there were.
 async fn fill_gap(
     rooms: &Mutex<HashMap<RoomId, Room>>,
     store: &Arc<dyn Store>,
     room: &RoomId,
     from: i64,
     to: i64,
-) {
+) -> usize {
+    let mut sent = 0;
     let mut after = from;
     while after + 1 < to {
         let query = ListQuery {
@@ -169,9 +242,14 @@ async fn fill_gap(
         match store.list(&query).await {
             Ok(page) if !page.is_empty() => {
                 for message in &page {
-                    send(rooms, room, message);
+                    if send(rooms, room, message) {
+                        sent += 1;
+                    }
                 }
                 after = page.last().map_or(to, |m| m.seq);
+                if page.len() < MAX_PAGE as usize {
+                    break;
+                }
             }
             Ok(_) => break,
             Err(e) => {
@@ -181,20 +259,24 @@ async fn fill_gap(
             }
         }
     }
+    sent
 }
 
-fn send(rooms: &Mutex<HashMap<RoomId, Room>>, room: &RoomId, message: &Message) {
+/// Sends `message` to the room's sockets unless it was sent already.
+fn send(rooms: &Mutex<HashMap<RoomId, Room>>, room: &RoomId, message: &Message) -> bool {
     // Serialise outside the lock: once per message, whatever the audience.
     let frame = Frame::new(message);
     let mut map = rooms.lock().expect("hub lock poisoned");
     if let Some(r) = map.get_mut(room) {
         if r.last_seq.is_some_and(|last| message.seq <= last) {
-            return;
+            return false;
         }
         r.last_seq = Some(message.seq);
         // An error only means every receiver has gone.
         let _ = r.tx.send(frame);
+        return true;
     }
+    false
 }
 
 #[cfg(test)]

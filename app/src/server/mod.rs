@@ -3,8 +3,10 @@
 //! Server functions in `api/` reach these through [`state()`].
 
 pub mod broadcaster;
+pub mod bus;
 pub mod error;
 pub mod hub;
+pub mod leader;
 pub mod service;
 pub mod state;
 pub mod store;

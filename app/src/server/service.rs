@@ -64,7 +64,11 @@ pub async fn store_and_publish(
 ) -> Result<Message, ApiError> {
     let task = tokio::spawn(async move {
         let inserted = store.insert(new).await?;
-        hub.publish(inserted.message.clone());
+        // With a commit bus (PostgreSQL) the hub hears it from there, like
+        // every other instance: one path, one order.
+        if !store.announces_commits() {
+            hub.publish(inserted.message.clone());
+        }
         Ok::<_, super::store::StoreError>(inserted.message)
     });
     match task.await {

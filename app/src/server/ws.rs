@@ -156,6 +156,7 @@ where
     if socket.send(WsMessage::Text(ready.into())).await.is_err() {
         return End::PeerGone;
     }
+    hub.seen(&room, last);
 
     let mut ping = tokio::time::interval(session.ping_interval);
     ping.tick().await; // the first tick is immediate

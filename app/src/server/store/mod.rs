@@ -3,7 +3,7 @@
 //! invariant (gapless, committed in order, per room) and idempotent inserts.
 //! Knows nothing of HTTP or WebSockets.
 
-mod postgres;
+pub mod postgres;
 mod sqlite;
 
 use std::{sync::Arc, time::Duration};
@@ -135,6 +135,27 @@ pub trait Store: Send + Sync + 'static {
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend(&self) -> Backend;
+    /// Whether every commit is announced on a bus every instance listens to
+    /// (PostgreSQL NOTIFY). Then the hub is fed by the bus, not by the poster.
+    fn announces_commits(&self) -> bool {
+        false
+    }
+}
+
+/// An opened store, with what the server needs to know of its backend.
+#[derive(Clone)]
+pub enum Opened {
+    Postgres(Arc<PgStore>),
+    Sqlite(Arc<SqliteStore>),
+}
+
+impl Opened {
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Opened::Postgres(s) => s.clone(),
+            Opened::Sqlite(s) => s.clone(),
+        }
+    }
 }
 
 /// Pool settings shared by both backends.
@@ -156,10 +177,19 @@ impl Default for PoolOptions {
 
 /// Opens the store named by `url` and runs its migrations.
 pub async fn connect(url: &str, opts: &PoolOptions) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(open(url, opts).await?.store())
+}
+
+/// Like [`connect`], keeping the concrete backend.
+pub async fn open(url: &str, opts: &PoolOptions) -> Result<Opened, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url, opts).await?))
+        Ok(Opened::Postgres(Arc::new(
+            PgStore::connect(url, opts).await?,
+        )))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, opts).await?))
+        Ok(Opened::Sqlite(Arc::new(
+            SqliteStore::connect(url, opts).await?,
+        )))
     } else {
         let scheme = url.split(':').next().unwrap_or_default().to_owned();
         Err(StoreError::Scheme(scheme))

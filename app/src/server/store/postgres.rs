@@ -12,6 +12,35 @@ use crate::domain::{Message, RoomId};
 
 const COLUMNS: &str = "room, seq, id, kind, sender, content, created_at";
 
+/// The NOTIFY channel every instance LISTENs on.
+pub const CHANNEL: &str = "chat_messages";
+/// NOTIFY payloads must stay under 8000 bytes; bigger messages are announced
+/// by room and seq only, and listeners read them from the table.
+const MAX_INLINE_PAYLOAD: usize = 7000;
+
+/// What a NOTIFY on [`CHANNEL`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Notice {
+    Full(Message),
+    Ref { room: String, seq: i64 },
+}
+
+impl Notice {
+    pub fn payload(message: &Message) -> String {
+        let full = serde_json::to_string(&Notice::Full(message.clone())).expect("serialises");
+        if full.len() <= MAX_INLINE_PAYLOAD {
+            full
+        } else {
+            serde_json::to_string(&Notice::Ref {
+                room: message.room.clone(),
+                seq: message.seq,
+            })
+            .expect("serialises")
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -91,6 +120,12 @@ impl Store for PgStore {
         match row {
             Some(row) => {
                 let message = decode(&row)?;
+                // Delivered to every listener at commit, in commit order.
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(Notice::payload(&message))
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(Inserted {
                     message,
@@ -145,5 +180,9 @@ impl Store for PgStore {
 
     fn backend(&self) -> Backend {
         Backend::Postgres
+    }
+
+    fn announces_commits(&self) -> bool {
+        true
     }
 }
