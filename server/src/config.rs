@@ -35,6 +35,9 @@ pub struct Config {
     pub log_filter: String,
     /// Directory with the built site (WASM, CSS, assets).
     pub site_root: String,
+    /// Serve `/metrics` on this separate address instead of the main one
+    /// (keeps it off the public load balancer).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl fmt::Debug for Config {
@@ -48,6 +51,7 @@ impl fmt::Debug for Config {
             .field("ws_ping_interval", &self.ws_ping_interval)
             .field("log_format", &self.log_format)
             .field("site_root", &self.site_root)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -153,6 +157,10 @@ impl Config {
             .or_else(|| get("LOG_LEVEL"))
             .unwrap_or_else(|| "info,sqlx=warn,tower_http=info".into());
         let site_root = get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
+        let metrics_addr = match get("METRICS_ADDR") {
+            Some(a) => Some(parse(&a, "METRICS_ADDR", "an address like 0.0.0.0:9090")?),
+            None => None,
+        };
         Ok(Self {
             addr,
             database_url,
@@ -164,6 +172,7 @@ impl Config {
             log_format,
             log_filter,
             site_root,
+            metrics_addr,
         })
     }
 }

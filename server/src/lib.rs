@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod healthcheck;
+pub mod metrics;
 pub mod routes;
 pub mod telemetry;
 
@@ -67,6 +68,7 @@ fn leptos_options(config: &Config) -> LeptosOptions {
 /// Opens the store (running migrations), starts the hub and broadcaster, and
 /// builds the router.
 pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
+    metrics::handle();
     let pool = PoolOptions {
         max_connections: config.db_max_connections,
         acquire_timeout: config.db_acquire_timeout,
@@ -128,18 +130,28 @@ pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
             ws_ping_interval: config.ws_ping_interval,
         }),
     };
-    Ok((router(state.clone()), state))
+    Ok((router(state.clone(), config.metrics_addr.is_none()), state))
 }
 
-pub fn router(state: AppState) -> Router {
+/// The app's routes. `/metrics` is among them unless it has an address of
+/// its own ([`metrics_router`]).
+pub fn router(state: AppState, with_metrics: bool) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
-    Router::new()
-        .route("/api/messages", get(routes::list_messages).post(routes::post_message))
+    let mut router = Router::new()
+        .route(
+            "/api/messages",
+            get(routes::list_messages).post(routes::post_message),
+        )
         .route("/health", get(routes::health))
-        .route("/ws", get(ws::ws_handler))
+        .route("/ws", get(ws::ws_handler));
+    if with_metrics {
+        router = router.route("/metrics", get(metrics::render));
+    }
+    router
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -154,6 +166,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
         )
+        .with_state(state)
+}
+
+/// Just `/metrics`, for `METRICS_ADDR`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
         .with_state(state)
 }
 
@@ -172,7 +191,18 @@ pub async fn serve(
 /// Starts everything and serves until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
     // Migrations run inside `build`, before the port is bound.
-    let (router, _state) = build(&config).await?;
+    let (router, state) = build(&config).await?;
+    if let Some(addr) = config.metrics_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        tracing::info!(%addr, "metrics on a separate address");
+        tokio::spawn(serve(
+            listener,
+            metrics_router(state.clone()),
+            std::future::pending(),
+        ));
+    }
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartError::Bind {

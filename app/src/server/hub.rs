@@ -274,6 +274,10 @@ fn send(rooms: &Mutex<HashMap<RoomId, Room>>, room: &RoomId, message: &Message) 
         r.last_seq = Some(message.seq);
         // An error only means every receiver has gone.
         let _ = r.tx.send(frame);
+        drop(map);
+        let latency = chrono::Utc::now() - message.created_at;
+        metrics::histogram!("fanout_latency_seconds")
+            .record(latency.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
         return true;
     }
     false

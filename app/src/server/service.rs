@@ -64,6 +64,10 @@ pub async fn store_and_publish(
 ) -> Result<Message, ApiError> {
     let task = tokio::spawn(async move {
         let inserted = store.insert(new).await?;
+        if inserted.created {
+            metrics::counter!("messages_processed_total", "kind" => inserted.message.kind.as_str())
+                .increment(1);
+        }
         // With a commit bus (PostgreSQL) the hub hears it from there, like
         // every other instance: one path, one order.
         if !store.announces_commits() {

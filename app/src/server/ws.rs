@@ -124,6 +124,18 @@ pub enum End {
     HubClosed,
 }
 
+impl End {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::ClientClosed => "client_closed",
+            End::PeerGone => "peer_gone",
+            End::Lagged => "slow_client",
+            End::StoreFailed => "database_unavailable",
+            End::HubClosed => "server_shutdown",
+        }
+    }
+}
+
 /// Runs one client's stream until it ends. Generic over the socket so tests
 /// can drive it with channels.
 pub async fn serve_socket<S, E>(
@@ -140,7 +152,12 @@ where
     let mut live = hub.subscribe(&room);
     let mut last = match session.after {
         Some(after) => match replay(&mut socket, &*store, &room, after, i64::MAX).await {
-            Ok(last) => last,
+            Ok(last) => {
+                metrics::counter!("websocket_resumes_total").increment(1);
+                metrics::histogram!("websocket_resume_replayed_messages")
+                    .record((last - after) as f64);
+                last
+            }
             Err(end) => return close(&mut socket, end).await,
         },
         None => match store.head(&room).await {

@@ -140,6 +140,10 @@ pub trait Store: Send + Sync + 'static {
     fn announces_commits(&self) -> bool {
         false
     }
+    /// Connections open and idle in the pool, for metrics.
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        None
+    }
 }
 
 /// An opened store, with what the server needs to know of its backend.

@@ -185,4 +185,8 @@ impl Store for PgStore {
     fn announces_commits(&self) -> bool {
         true
     }
+
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        Some((self.pool.size(), self.pool.num_idle() as u32))
+    }
 }

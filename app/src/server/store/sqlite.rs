@@ -177,4 +177,10 @@ impl Store for SqliteStore {
     fn backend(&self) -> Backend {
         Backend::Sqlite
     }
+
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        let size = self.readers.size() + self.writer.size();
+        let idle = (self.readers.num_idle() + self.writer.num_idle()) as u32;
+        Some((size, idle))
+    }
 }
