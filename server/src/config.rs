@@ -38,6 +38,11 @@ pub struct Config {
     /// Serve `/metrics` on this separate address instead of the main one
     /// (keeps it off the public load balancer).
     pub metrics_addr: Option<SocketAddr>,
+    /// Longest a graceful shutdown may take before the process exits anyway.
+    pub shutdown_grace: Duration,
+    /// After SIGTERM, how long to keep serving with `/health` at 503 (so the
+    /// load balancer stops sending) before refusing new connections.
+    pub shutdown_drain: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -52,6 +57,8 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("site_root", &self.site_root)
             .field("metrics_addr", &self.metrics_addr)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("shutdown_drain", &self.shutdown_drain)
             .finish()
     }
 }
@@ -161,6 +168,8 @@ impl Config {
             Some(a) => Some(parse(&a, "METRICS_ADDR", "an address like 0.0.0.0:9090")?),
             None => None,
         };
+        let shutdown_grace = secs(&get, "SHUTDOWN_GRACE_SECS", 25.0)?;
+        let shutdown_drain = secs(&get, "SHUTDOWN_DRAIN_SECS", 5.0)?.min(shutdown_grace);
         Ok(Self {
             addr,
             database_url,
@@ -173,6 +182,8 @@ impl Config {
             log_filter,
             site_root,
             metrics_addr,
+            shutdown_grace,
+            shutdown_drain,
         })
     }
 }

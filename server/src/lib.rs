@@ -21,15 +21,19 @@ use app::{
     },
     shell, App,
 };
-use axum::{routing::get, Router};
+use axum::{
+    routing::{get, post},
+    Router,
+};
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
+    trace::{DefaultOnResponse, TraceLayer},
 };
 
 pub use config::Config;
@@ -129,6 +133,7 @@ pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
             allowed_origins: config.allowed_origins.clone(),
             ws_ping_interval: config.ws_ping_interval,
         }),
+        shutdown: CancellationToken::new(),
     };
     Ok((router(state.clone(), config.metrics_addr.is_none()), state))
 }
@@ -143,8 +148,16 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
             "/api/messages",
             get(routes::list_messages).post(routes::post_message),
         )
+        .route("/api/openapi.json", get(routes::openapi))
         .route("/health", get(routes::health))
-        .route("/ws", get(ws::ws_handler));
+        .route("/ws", get(ws::ws_handler))
+        // Compatibility with the systems this app replaces.
+        .route(
+            "/messages",
+            get(routes::list_messages).post(routes::post_message),
+        )
+        .route("/create/", post(routes::create_form))
+        .route("/health/", get(routes::health));
     if with_metrics {
         router = router.route("/metrics", get(metrics::render));
     }
@@ -155,14 +168,24 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                    let request_id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
-                }))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &axum::http::Request<_>| {
+                            let request_id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default();
+                            // The path only: query strings may carry drafts.
+                            tracing::info_span!(
+                                "request",
+                                method = %req.method(),
+                                path = %req.uri().path(),
+                                request_id
+                            )
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
         )
@@ -188,7 +211,8 @@ pub async fn serve(
         .map_err(StartError::Serve)
 }
 
-/// Starts everything and serves until SIGINT/SIGTERM.
+/// Starts everything and serves until SIGINT/SIGTERM, then shuts down
+/// gracefully (see [`shut_down`]).
 pub async fn run(config: Config) -> Result<(), StartError> {
     // Migrations run inside `build`, before the port is bound.
     let (router, state) = build(&config).await?;
@@ -210,10 +234,58 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             source,
         })?;
     tracing::info!(addr = %config.addr, config = ?config, "listening");
-    serve(listener, router, shutdown_signal()).await
+
+    let (signalled, signal) = tokio::sync::oneshot::channel();
+    let stop_accepting = shut_down(state.clone(), config.shutdown_drain, signalled);
+    let server = serve(listener, router, stop_accepting);
+    tokio::pin!(server);
+    // Serve until the shutdown sequence lets the server finish, bounded by
+    // the grace period once a signal has arrived.
+    let deadline = async {
+        if signal.await.is_ok() {
+            tokio::time::sleep(config.shutdown_grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = &mut server => result?,
+        _ = deadline => {
+            tracing::warn!(grace = ?config.shutdown_grace, "grace period over; exiting with requests in flight");
+            return Ok(());
+        }
+    }
+    // Sockets were told to close (1001); give them the rest of the grace.
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    while state.hub.subscribers() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!("shut down cleanly");
+    Ok(())
 }
 
-async fn shutdown_signal() {
+/// The shutdown sequence, resolved when the server should stop accepting:
+/// on SIGTERM or SIGINT, `/health` turns 503 and every WebSocket is closed
+/// with 1001 (clients reconnect elsewhere and resume); after SIGTERM the
+/// instance keeps serving for `drain` so the load balancer sees the 503 and
+/// stops sending; then new connections are refused while in-flight requests
+/// finish.
+async fn shut_down(state: AppState, drain: Duration, signalled: tokio::sync::oneshot::Sender<()>) {
+    let signal = shutdown_signal().await;
+    let _ = signalled.send(());
+    tracing::info!(
+        signal,
+        ?drain,
+        "shutting down: health 503, closing websockets"
+    );
+    state.shutdown.cancel();
+    if signal == "SIGTERM" {
+        tokio::time::sleep(drain).await;
+    }
+    tracing::info!("no longer accepting connections; finishing in-flight requests");
+}
+
+async fn shutdown_signal() -> &'static str {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -229,8 +301,7 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        _ = ctrl_c => "SIGINT",
+        _ = term => "SIGTERM",
     }
-    tracing::info!("shutdown signal received");
 }

@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 /// Who produced a message: a person, or the server's random broadcaster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MessageKind {
     User,
@@ -30,12 +31,17 @@ impl MessageKind {
 /// A committed message. `seq` is gapless per room and committed in order, so
 /// "everything after seq n" is a complete answer at any time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Message {
+    /// Room name: 1-32 of `a-z 0-9 - _`.
     pub room: String,
+    /// Per-room sequence number: gapless, in commit order, from 1.
     pub seq: i64,
+    /// Client-generated idempotency key.
     pub id: Uuid,
     pub kind: MessageKind,
     pub sender: String,
     pub content: String,
+    /// Server time (UTC) when stored.
     pub created_at: DateTime<Utc>,
 }

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::extract::FromRef;
 use leptos::prelude::{use_context, LeptosOptions};
+use tokio_util::sync::CancellationToken;
 
 use super::{hub::Hub, store::Store};
 use crate::api::ApiError;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub hub: Hub,
     pub config: Arc<ChatConfig>,
+    /// Cancelled when the instance starts shutting down: `/health` turns
+    /// 503, sockets close with 1001, new sockets are refused.
+    pub shutdown: CancellationToken,
 }
 
 /// The state inside a server function (leptos_axum provides it as context).

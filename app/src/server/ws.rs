@@ -20,6 +20,8 @@ use axum::{
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{
     hub::Hub,
@@ -54,6 +56,9 @@ pub async fn ws_handler(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if state.shutdown.is_cancelled() {
+        return ApiError::Unavailable.into_response();
+    }
     if !origin_allowed(&headers, &state.config.allowed_origins) {
         return ApiError::Forbidden("This origin may not open the chat stream.".into())
             .into_response();
@@ -69,17 +74,39 @@ pub async fn ws_handler(
         return ApiError::BadRequest("`after` must be a seq (0 or more).".into()).into_response();
     }
     let ping = state.config.ws_ping_interval;
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |socket| {
+            let session_id = uuid::Uuid::new_v4().simple().to_string();
+            let span = tracing::info_span!("ws", session_id, request_id, room_id = %room);
             let session = Session {
                 room,
                 after: params.after,
                 ping_interval: ping,
+                shutdown: state.shutdown.clone(),
             };
-            serve_socket(socket, state.hub.clone(), state.store.clone(), session).await;
+            async move {
+                let started = std::time::Instant::now();
+                tracing::info!(after = ?session.after, "websocket connected");
+                metrics::counter!("websocket_connects_total").increment(1);
+                let end =
+                    serve_socket(socket, state.hub.clone(), state.store.clone(), session).await;
+                metrics::counter!("websocket_disconnects_total", "reason" => end.as_str())
+                    .increment(1);
+                tracing::info!(
+                    reason = end.as_str(),
+                    secs = started.elapsed().as_secs(),
+                    "websocket closed"
+                );
+            }
+            .instrument(span)
         })
 }
 
@@ -112,6 +139,8 @@ pub struct Session {
     pub room: RoomId,
     pub after: Option<i64>,
     pub ping_interval: Duration,
+    /// Cancelled when the server shuts down: close with 1001.
+    pub shutdown: CancellationToken,
 }
 
 /// Why a socket loop ended (for logs and metrics).
@@ -122,6 +151,7 @@ pub enum End {
     Lagged,
     StoreFailed,
     HubClosed,
+    Shutdown,
 }
 
 impl End {
@@ -131,7 +161,7 @@ impl End {
             End::PeerGone => "peer_gone",
             End::Lagged => "slow_client",
             End::StoreFailed => "database_unavailable",
-            End::HubClosed => "server_shutdown",
+            End::HubClosed | End::Shutdown => "server_shutdown",
         }
     }
 }
@@ -147,7 +177,7 @@ pub async fn serve_socket<S, E>(
 where
     S: Sink<WsMessage> + Stream<Item = Result<WsMessage, E>> + Unpin,
 {
-    let room = session.room;
+    let room = session.room.clone();
     // Subscribe first: anything committed from now on reaches `live`.
     let mut live = hub.subscribe(&room);
     let mut last = match session.after {
@@ -202,6 +232,7 @@ where
                 Some(Ok(_)) => heard_since_ping = true,
                 Some(Err(_)) => return End::PeerGone,
             },
+            _ = session.shutdown.cancelled() => return close(&mut socket, End::Shutdown).await,
             _ = ping.tick() => {
                 if !heard_since_ping {
                     return End::PeerGone;
@@ -259,7 +290,7 @@ where
     let (code, reason) = match end {
         End::Lagged => (CLOSE_TRY_AGAIN, "too far behind; reconnect to resume"),
         End::StoreFailed => (CLOSE_TRY_AGAIN, "database unavailable; reconnect to resume"),
-        End::HubClosed => (
+        End::HubClosed | End::Shutdown => (
             CLOSE_GOING_AWAY,
             "server shutting down; reconnect to resume",
         ),

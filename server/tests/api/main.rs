@@ -6,5 +6,6 @@ mod helpers;
 
 mod http;
 mod nojs;
+mod ops;
 mod store;
 mod ws;

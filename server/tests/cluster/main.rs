@@ -10,3 +10,4 @@ mod support;
 
 mod failover;
 mod fanout;
+mod ops;

@@ -23,6 +23,8 @@ pub struct Instance {
     child: Option<Child>,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// Everything the process wrote to stdout (its logs).
+    pub logs: Arc<Mutex<String>>,
 }
 
 fn free_port() -> u16 {
@@ -45,13 +47,28 @@ impl Instance {
             .env("RUST_LOG", "warn")
             .env("LEPTOS_SITE_ROOT", std::env::temp_dir())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("server binary starts");
+        let mut child = cmd.spawn().expect("server binary starts");
+        let logs: Arc<Mutex<String>> = Arc::default();
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stdout.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
@@ -60,6 +77,7 @@ impl Instance {
             child: Some(child),
             addr,
             http,
+            logs,
         };
         instance.wait_healthy().await;
         instance
@@ -95,7 +113,28 @@ impl Instance {
             child: None,
             addr,
             http,
+            logs: Arc::default(),
         }
+    }
+
+    /// SIGTERM, as an orchestrator sends before stopping a container.
+    pub fn terminate(&self) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns whether it exited with 0.
+    pub async fn wait_exit(&mut self, within: Duration) -> bool {
+        let child = self.child.as_mut().expect("owns the process");
+        let status = tokio::time::timeout(within, child.wait())
+            .await
+            .expect("exited in time")
+            .unwrap();
+        status.success()
     }
 
     /// SIGKILL: no graceful anything.
@@ -169,16 +208,25 @@ pub async fn all_messages(instance: &Instance, room: &str) -> Vec<Value> {
 /// last seq. Collects every seq it receives.
 pub struct Client {
     pub seqs: Arc<Mutex<Vec<i64>>>,
+    /// Close codes the server sent this client.
+    pub closes: Arc<Mutex<Vec<u16>>>,
     task: JoinHandle<()>,
 }
 
 impl Client {
     pub async fn start(urls: Vec<String>, room: &str) -> Self {
         let seqs = Arc::new(Mutex::new(Vec::new()));
+        let closes = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(client_loop(urls, room.to_owned(), seqs.clone(), ready_tx));
+        let task = tokio::spawn(client_loop(
+            urls,
+            room.to_owned(),
+            seqs.clone(),
+            closes.clone(),
+            ready_tx,
+        ));
         ready_rx.await.expect("client got ready");
-        Self { seqs, task }
+        Self { seqs, closes, task }
     }
 
     pub fn last(&self) -> i64 {
@@ -210,6 +258,7 @@ async fn client_loop(
     urls: Vec<String>,
     room: String,
     seqs: Arc<Mutex<Vec<i64>>>,
+    closes: Arc<Mutex<Vec<u16>>>,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
@@ -237,7 +286,12 @@ async fn client_loop(
                 WsMessage::Ping(p) => {
                     let _ = ws.send(WsMessage::Pong(p)).await;
                 }
-                WsMessage::Close(_) => break,
+                WsMessage::Close(frame) => {
+                    if let Some(f) = frame {
+                        closes.lock().unwrap().push(u16::from(f.code));
+                    }
+                    break;
+                }
                 _ => {}
             }
         }
