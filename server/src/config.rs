@@ -40,6 +40,8 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Longest a graceful shutdown may take before the process exits anyway.
     pub shutdown_grace: Duration,
+    /// How long another instance's presence is trusted without a heartbeat.
+    pub presence_ttl: Duration,
     /// After SIGTERM, how long to keep serving with `/health` at 503 (so the
     /// load balancer stops sending) before refusing new connections.
     pub shutdown_drain: Duration,
@@ -170,6 +172,14 @@ impl Config {
         };
         let shutdown_grace = secs(&get, "SHUTDOWN_GRACE_SECS", 25.0)?;
         let shutdown_drain = secs(&get, "SHUTDOWN_DRAIN_SECS", 5.0)?.min(shutdown_grace);
+        let presence_ttl = secs(&get, "PRESENCE_TTL_SECS", 30.0)?;
+        if presence_ttl < Duration::from_secs(1) {
+            return Err(err(
+                "PRESENCE_TTL_SECS",
+                format!("{}", presence_ttl.as_secs_f64()),
+                "at least 1 second",
+            ));
+        }
         Ok(Self {
             addr,
             database_url,
@@ -184,6 +194,7 @@ impl Config {
             metrics_addr,
             shutdown_grace,
             shutdown_drain,
+            presence_ttl,
         })
     }
 }

@@ -16,6 +16,7 @@ use app::{
         broadcaster, bus,
         hub::{self, Hub},
         leader,
+        presence::Presence,
         store::{self, Opened, PoolOptions, StoreError},
         ws, AppState, ChatConfig,
     },
@@ -85,6 +86,11 @@ pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
         })?;
     let store = opened.store();
     let hub = Hub::new(store.clone(), hub::DEFAULT_CAPACITY);
+    let bus = match &opened {
+        Opened::Postgres(pg) => Some(pg.pool().clone()),
+        Opened::Sqlite(_) => None,
+    };
+    let presence = Presence::new(hub.clone(), bus, config.presence_ttl);
     let interval = config
         .broadcast
         .and_then(|(min, max)| broadcaster::Interval::new(min, max));
@@ -93,7 +99,12 @@ pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
         // LISTEN/NOTIFY, and one elected instance broadcasts.
         Opened::Postgres(pg) => {
             let (ready, listening) = tokio::sync::oneshot::channel();
-            tokio::spawn(bus::run(pg.pool().clone(), hub.clone(), ready));
+            tokio::spawn(bus::run(
+                pg.pool().clone(),
+                hub.clone(),
+                presence.clone(),
+                ready,
+            ));
             if tokio::time::timeout(Duration::from_secs(10), listening)
                 .await
                 .is_err()
@@ -102,12 +113,12 @@ pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
             }
             if let Some(interval) = interval {
                 let options = pg.pool().connect_options().as_ref().clone();
-                let lobby = RoomId::lobby();
+                let room = RoomId::announcements();
                 tokio::spawn(leader::run(
                     options,
                     store.clone(),
                     hub.clone(),
-                    lobby,
+                    room,
                     interval,
                 ));
             }
@@ -115,13 +126,8 @@ pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
         // SQLite is single-instance: this process is the only broadcaster.
         Opened::Sqlite(_) => {
             if let Some(interval) = interval {
-                let lobby = RoomId::lobby();
-                tokio::spawn(broadcaster::run(
-                    store.clone(),
-                    hub.clone(),
-                    lobby,
-                    interval,
-                ));
+                let room = RoomId::announcements();
+                tokio::spawn(broadcaster::run(store.clone(), hub.clone(), room, interval));
             }
         }
     }
@@ -129,6 +135,7 @@ pub async fn build(config: &Config) -> Result<(Router, AppState), StartError> {
         leptos_options: leptos_options(config),
         store,
         hub,
+        presence,
         config: Arc::new(ChatConfig {
             allowed_origins: config.allowed_origins.clone(),
             ws_ping_interval: config.ws_ping_interval,
@@ -257,7 +264,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     // Sockets were told to close (1001); give them the rest of the grace.
     let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-    while state.hub.subscribers() > 0 && tokio::time::Instant::now() < deadline {
+    while state.hub.connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tracing::info!("shut down cleanly");

@@ -57,13 +57,12 @@ pub async fn track_http(req: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics` in the Prometheus text format. Gauges that are read rather
-/// than counted (pool, sockets) are refreshed here.
+/// than counted (the pool) are refreshed here.
 pub async fn render(State(state): State<AppState>) -> Response {
     if let Some((size, idle)) = state.store.pool_stats() {
         metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size - idle));
         metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
     }
-    metrics::gauge!("websocket_connections_active").set(state.hub.subscribers() as f64);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -72,6 +72,7 @@ impl ApiError {
                 ValidationError::ContentTooLong(_) => "content_too_long",
                 ValidationError::ContentControl => "content_control",
                 ValidationError::Id => "id",
+                ValidationError::ReadOnlyRoom => "read_only_room",
             },
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Forbidden(_) => "forbidden",
@@ -94,6 +95,7 @@ impl ApiError {
             }
             "content_control" => ValidationError::ContentControl,
             "id" => ValidationError::Id,
+            "read_only_room" => ValidationError::ReadOnlyRoom,
             "bad_request" => {
                 return Some(ApiError::BadRequest(
                     "The request was not understood.".into(),

@@ -2,21 +2,51 @@ use serde::{Deserialize, Serialize};
 
 use super::Message;
 
-/// Frames the server sends on `/ws`. Serialised once per fan-out.
+/// Frames the server sends on `/ws`. Messages are serialised once per
+/// fan-out and shared by every socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerFrame {
-    /// A committed message (backlog or live).
+    /// A committed message (backlog or live), in seq order per room.
     Message(Message),
-    /// The backlog is complete; `head` is the last seq the client now has.
+    /// A subscription's backlog is complete; `head` is the last seq the
+    /// client now has in `room`.
     Ready { room: String, head: i64 },
+    /// Who is in `room` now, across all instances: distinct names, and a
+    /// count that includes visitors without a name.
+    Presence {
+        room: String,
+        names: Vec<String>,
+        count: u32,
+    },
+    /// `name` is typing in `room` (ephemeral; shown for 5 s).
+    Typing { room: String, name: String },
+    /// A client frame was refused (e.g. a bad room name).
+    Error { error: String },
 }
 
-/// Frames a client may send. Unknown frames are ignored by the server, so
-/// older servers keep working with newer clients.
+/// Frames a client may send. Unknown frames are ignored, so older servers
+/// keep working with newer clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ClientFrame {
+    /// Follow a room (replaying everything after `after`, if given).
+    Subscribe {
+        room: String,
+        after: Option<i64>,
+    },
+    /// Stop following a room.
+    Unsubscribe {
+        room: String,
+    },
+    /// The name to show in presence lists (empty: anonymous).
+    Hello {
+        name: String,
+    },
+    /// The user is typing in `room` (clients send at most one per 3 s).
+    Typing {
+        room: String,
+    },
     Ping,
 }
 
@@ -49,7 +79,7 @@ mod tests {
     }
 
     #[test]
-    fn ready_frame_has_the_documented_shape() {
+    fn other_frames_have_the_documented_shape() {
         let v = serde_json::to_value(ServerFrame::Ready {
             room: "lobby".into(),
             head: 3,
@@ -58,6 +88,34 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"type": "ready", "room": "lobby", "head": 3})
+        );
+        let v = serde_json::to_value(ServerFrame::Presence {
+            room: "lobby".into(),
+            names: vec!["alice".into()],
+            count: 2,
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "presence", "room": "lobby", "names": ["alice"], "count": 2})
+        );
+        let c: ClientFrame =
+            serde_json::from_str(r#"{"type":"subscribe","room":"general","after":4}"#).unwrap();
+        assert_eq!(
+            c,
+            ClientFrame::Subscribe {
+                room: "general".into(),
+                after: Some(4)
+            }
+        );
+        let c: ClientFrame =
+            serde_json::from_str(r#"{"type":"subscribe","room":"general"}"#).unwrap();
+        assert_eq!(
+            c,
+            ClientFrame::Subscribe {
+                room: "general".into(),
+                after: None
+            }
         );
     }
 }

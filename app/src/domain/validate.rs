@@ -2,6 +2,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub const DEFAULT_ROOM: &str = "lobby";
+/// The room random broadcasts go to; every page follows it besides its own
+/// room. People cannot post in it.
+pub const ANNOUNCEMENTS: &str = "announcements";
 pub const MAX_ROOM_CHARS: usize = 32;
 pub const MAX_SENDER_CHARS: usize = 32;
 pub const MAX_CONTENT_CHARS: usize = 2000;
@@ -25,6 +28,8 @@ pub enum ValidationError {
     ContentControl,
     #[error("The message id must be a UUID.")]
     Id,
+    #[error("This room is read-only.")]
+    ReadOnlyRoom,
 }
 
 /// A room name: 1-32 characters of `a-z 0-9 - _`.
@@ -46,6 +51,14 @@ impl RoomId {
 
     pub fn lobby() -> Self {
         Self(DEFAULT_ROOM.to_owned())
+    }
+
+    pub fn announcements() -> Self {
+        Self(ANNOUNCEMENTS.to_owned())
+    }
+
+    pub fn is_announcements(&self) -> bool {
+        self.0 == ANNOUNCEMENTS
     }
 
     pub fn as_str(&self) -> &str {

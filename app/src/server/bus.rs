@@ -4,8 +4,8 @@
 //!
 //! NOTIFYs sent while the listening connection is down are lost for good, so
 //! after every (re)connect the hub re-reads each active room after the last
-//! seq it delivered before going live again. Only this module knows that the
-//! bus is PostgreSQL.
+//! seq it delivered before going live again. The same connection carries
+//! the instances' presence and typing announcements to `presence.rs`.
 
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use sqlx::{postgres::PgListener, PgPool};
 
 use super::{
     hub::Hub,
+    presence::{Presence, EPHEMERAL_CHANNEL},
     store::postgres::{Notice, CHANNEL},
 };
 use crate::domain::RoomId;
@@ -21,7 +22,12 @@ const RETRY: Duration = Duration::from_millis(500);
 
 /// Runs forever: listen, feed the hub, recover after every interruption.
 /// `ready` is told once the first LISTEN is in place.
-pub async fn run(pool: PgPool, hub: Hub, ready: tokio::sync::oneshot::Sender<()>) {
+pub async fn run(
+    pool: PgPool,
+    hub: Hub,
+    presence: Presence,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
     let mut ready = Some(ready);
     let mut first = true;
     loop {
@@ -51,7 +57,8 @@ pub async fn run(pool: PgPool, hub: Hub, ready: tokio::sync::oneshot::Sender<()>
         }
         loop {
             match listener.try_recv().await {
-                Ok(Some(notification)) => feed(&hub, notification.payload()),
+                Ok(Some(n)) if n.channel() == EPHEMERAL_CHANNEL => presence.receive(n.payload()),
+                Ok(Some(n)) => feed(&hub, n.payload()),
                 Ok(None) => {
                     tracing::warn!("commit bus: connection lost");
                     break;
@@ -68,7 +75,7 @@ pub async fn run(pool: PgPool, hub: Hub, ready: tokio::sync::oneshot::Sender<()>
 
 async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, EPHEMERAL_CHANNEL]).await?;
     Ok(listener)
 }
 

@@ -23,10 +23,11 @@ use crate::domain::{Message, RoomId, ServerFrame};
 /// Frames a socket may fall behind before it is closed and told to resume.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
-/// One message, serialised once and shared by every socket in the room.
+/// One frame, serialised once and shared by every socket in the room: a
+/// message (with its seq) or an ephemeral event (presence, typing).
 #[derive(Debug, Clone)]
 pub struct Frame {
-    pub seq: i64,
+    pub seq: Option<i64>,
     pub text: Utf8Bytes,
 }
 
@@ -35,7 +36,7 @@ impl Frame {
         let text = serde_json::to_string(&ServerFrame::Message(message.clone()))
             .expect("a message always serialises");
         Self {
-            seq: message.seq,
+            seq: Some(message.seq),
             text: text.into(),
         }
     }
@@ -61,6 +62,8 @@ enum Command {
 #[derive(Clone)]
 pub struct Hub {
     rooms: Arc<Mutex<HashMap<RoomId, Room>>>,
+    /// Open sockets (whatever their subscriptions).
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     ingest: mpsc::UnboundedSender<Command>,
     capacity: usize,
 }
@@ -73,6 +76,7 @@ impl Hub {
         tokio::spawn(ingest_loop(rooms.clone(), store, rx));
         Self {
             rooms,
+            connections: Arc::default(),
             ingest,
             capacity,
         }
@@ -128,10 +132,46 @@ impl Hub {
         }
     }
 
-    /// Number of sockets subscribed across all rooms.
+    /// Sends an ephemeral frame (not stored, not ordered) to the room's
+    /// sockets, if it has any.
+    pub fn send_ephemeral(&self, room: &RoomId, text: String) {
+        let frame = Frame {
+            seq: None,
+            text: text.into(),
+        };
+        let rooms = self.rooms.lock().expect("hub lock poisoned");
+        if let Some(r) = rooms.get(room) {
+            let _ = r.tx.send(frame);
+        }
+    }
+
+    /// Counts a socket as open until the guard is dropped.
+    pub fn connection(&self) -> ConnectionGuard {
+        self.connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!("websocket_connections_active").increment(1.0);
+        ConnectionGuard(self.connections.clone())
+    }
+
+    /// Open sockets on this instance.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Number of subscriptions (socket x room) across all rooms.
     pub fn subscribers(&self) -> usize {
         let rooms = self.rooms.lock().expect("hub lock poisoned");
         rooms.values().map(|r| r.tx.receiver_count()).sum()
+    }
+}
+
+/// Keeps a socket counted in [`Hub::connections`] while alive.
+pub struct ConnectionGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!("websocket_connections_active").decrement(1.0);
     }
 }
 

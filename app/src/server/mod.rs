@@ -7,6 +7,7 @@ pub mod bus;
 pub mod error;
 pub mod hub;
 pub mod leader;
+pub mod presence;
 pub mod service;
 pub mod state;
 pub mod store;

@@ -30,6 +30,9 @@ impl PostInput {
             None | Some("") => RoomId::lobby(),
             Some(r) => RoomId::parse(r)?,
         };
+        if room.is_announcements() {
+            return Err(ValidationError::ReadOnlyRoom);
+        }
         let id = match self.id.as_deref().map(str::trim) {
             None | Some("") => Uuid::new_v4(),
             Some(s) => Uuid::parse_str(s).map_err(|_| ValidationError::Id)?,

@@ -6,7 +6,7 @@ use axum::extract::FromRef;
 use leptos::prelude::{use_context, LeptosOptions};
 use tokio_util::sync::CancellationToken;
 
-use super::{hub::Hub, store::Store};
+use super::{hub::Hub, presence::Presence, store::Store};
 use crate::api::ApiError;
 
 /// Run-time settings the request handlers need (parsed from the environment
@@ -34,6 +34,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub store: Arc<dyn Store>,
     pub hub: Hub,
+    pub presence: Presence,
     pub config: Arc<ChatConfig>,
     /// Cancelled when the instance starts shutting down: `/health` turns
     /// 503, sockets close with 1001, new sockets are refused.

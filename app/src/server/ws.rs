@@ -1,13 +1,24 @@
-//! `GET /ws?room=<room>&after=<seq>`: the live message stream.
+//! `GET /ws?room=<room>&after=<seq>`: the live stream of one page.
 //!
-//! Protocol: first every stored message with seq > `after` (none without
-//! `after`), then `{"type":"ready","room":..,"head":..}`, then live messages,
-//! each exactly once and in seq order. The server pings every
-//! `ws_ping_interval` and drops a peer that stays silent for two intervals.
-//! A socket that falls more than the hub's capacity behind is closed with
-//! code 1013 and resumes from the database when it reconnects.
+//! A socket follows one or more rooms (at most [`MAX_SUBSCRIPTIONS`]): the
+//! one in the URL, and any the client adds with
+//! `{"type":"subscribe","room":..,"after":..}` (and drops with
+//! `{"type":"unsubscribe","room":..}`). For each subscription the server
+//! first sends every stored message with seq > `after` (none without
+//! `after`), then `{"type":"ready","room":..,"head":..}` and the room's
+//! presence, then live messages, each exactly once and in seq order per
+//! room, plus ephemeral `presence` and `typing` frames. Clients name
+//! themselves with `{"type":"hello","name":..}` and signal typing with
+//! `{"type":"typing","room":..}` (throttled here too). The server pings every
+//! `ws_ping_interval` and drops a peer silent for two intervals. A socket more
+//! than the hub's capacity behind is closed with 1013; on shutdown sockets are
+//! closed with 1001. Both mean: reconnect and resume.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{
@@ -19,18 +30,22 @@ use axum::{
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::{
+    wrappers::{errors::BroadcastStreamRecvError, BroadcastStream},
+    StreamMap,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    hub::Hub,
+    hub::{Frame, Hub},
+    presence::Presence,
     store::{ListQuery, Store, MAX_PAGE},
     AppState,
 };
 use crate::{
     api::ApiError,
-    domain::{Message, RoomId, ServerFrame},
+    domain::{ClientFrame, Message, RoomId, SenderName, ServerFrame},
 };
 
 /// Per-socket buffer sizes. axum's defaults (128 KiB each) would cost
@@ -39,6 +54,10 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 /// Clients only send control frames and tiny JSON.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// Rooms one socket may follow at once (a page follows two).
+pub const MAX_SUBSCRIPTIONS: usize = 8;
+/// Typing signals relayed per socket, at most one per this interval.
+const TYPING_INTERVAL: Duration = Duration::from_millis(2500);
 
 /// Close codes the client understands (all mean "reconnect and resume").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -73,31 +92,35 @@ pub async fn ws_handler(
     if params.after.is_some_and(|a| a < 0) {
         return ApiError::BadRequest("`after` must be a seq (0 or more).".into()).into_response();
     }
-    let ping = state.config.ws_ping_interval;
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let session = Session {
+        room,
+        after: params.after,
+        ping_interval: state.config.ws_ping_interval,
+        shutdown: state.shutdown.clone(),
+    };
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| {
             let session_id = uuid::Uuid::new_v4().simple().to_string();
-            let span = tracing::info_span!("ws", session_id, request_id, room_id = %room);
-            let session = Session {
-                room,
-                after: params.after,
-                ping_interval: ping,
-                shutdown: state.shutdown.clone(),
-            };
+            let span = tracing::info_span!("ws", session_id, request_id, room_id = %session.room);
             async move {
-                let started = std::time::Instant::now();
+                let _open = state.hub.connection();
+                let started = Instant::now();
                 tracing::info!(after = ?session.after, "websocket connected");
                 metrics::counter!("websocket_connects_total").increment(1);
-                let end =
-                    serve_socket(socket, state.hub.clone(), state.store.clone(), session).await;
+                let deps = Deps {
+                    hub: state.hub.clone(),
+                    store: state.store.clone(),
+                    presence: state.presence.clone(),
+                };
+                let end = serve_socket(socket, deps, session).await;
                 metrics::counter!("websocket_disconnects_total", "reason" => end.as_str())
                     .increment(1);
                 tracing::info!(
@@ -136,11 +159,20 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// What a socket is about.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// The room in the URL, followed from the start.
     pub room: RoomId,
     pub after: Option<i64>,
     pub ping_interval: Duration,
     /// Cancelled when the server shuts down: close with 1001.
     pub shutdown: CancellationToken,
+}
+
+/// What a socket talks to.
+#[derive(Clone)]
+pub struct Deps {
+    pub hub: Hub,
+    pub store: Arc<dyn Store>,
+    pub presence: Presence,
 }
 
 /// Why a socket loop ended (for logs and metrics).
@@ -150,7 +182,6 @@ pub enum End {
     PeerGone,
     Lagged,
     StoreFailed,
-    HubClosed,
     Shutdown,
 }
 
@@ -161,78 +192,73 @@ impl End {
             End::PeerGone => "peer_gone",
             End::Lagged => "slow_client",
             End::StoreFailed => "database_unavailable",
-            End::HubClosed | End::Shutdown => "server_shutdown",
+            End::Shutdown => "server_shutdown",
         }
     }
 }
 
+/// One socket's rooms: live frames, and the last seq sent per room.
+struct Subscriptions {
+    streams: StreamMap<RoomId, BroadcastStream<Frame>>,
+    last: HashMap<RoomId, i64>,
+    name: Option<String>,
+}
+
 /// Runs one client's stream until it ends. Generic over the socket so tests
 /// can drive it with channels.
-pub async fn serve_socket<S, E>(
-    mut socket: S,
-    hub: Hub,
-    store: Arc<dyn Store>,
-    session: Session,
-) -> End
+pub async fn serve_socket<S, E>(mut socket: S, deps: Deps, session: Session) -> End
 where
     S: Sink<WsMessage> + Stream<Item = Result<WsMessage, E>> + Unpin,
 {
-    let room = session.room.clone();
-    // Subscribe first: anything committed from now on reaches `live`.
-    let mut live = hub.subscribe(&room);
-    let mut last = match session.after {
-        Some(after) => match replay(&mut socket, &*store, &room, after, i64::MAX).await {
-            Ok(last) => {
-                metrics::counter!("websocket_resumes_total").increment(1);
-                metrics::histogram!("websocket_resume_replayed_messages")
-                    .record((last - after) as f64);
-                last
-            }
-            Err(end) => return close(&mut socket, end).await,
-        },
-        None => match store.head(&room).await {
-            Ok(head) => head,
-            Err(_) => return close(&mut socket, End::StoreFailed).await,
-        },
+    let mut subs = Subscriptions {
+        streams: StreamMap::new(),
+        last: HashMap::new(),
+        name: None,
     };
-    let ready = ServerFrame::Ready {
-        room: room.to_string(),
-        head: last,
-    };
-    let ready = serde_json::to_string(&ready).expect("ready frame serialises");
-    if socket.send(WsMessage::Text(ready.into())).await.is_err() {
-        return End::PeerGone;
+    let end = run(&mut socket, &deps, &session, &mut subs).await;
+    for room in subs.last.keys() {
+        deps.presence.leave(room, subs.name.as_deref());
     }
-    hub.seen(&room, last);
+    match end {
+        End::Lagged | End::StoreFailed | End::Shutdown => close(&mut socket, end).await,
+        End::ClientClosed | End::PeerGone => end,
+    }
+}
 
+async fn run<S, E>(socket: &mut S, deps: &Deps, session: &Session, subs: &mut Subscriptions) -> End
+where
+    S: Sink<WsMessage> + Stream<Item = Result<WsMessage, E>> + Unpin,
+{
+    if let Err(end) = subscribe(socket, deps, subs, session.room.clone(), session.after).await {
+        return end;
+    }
     let mut ping = tokio::time::interval(session.ping_interval);
     ping.tick().await; // the first tick is immediate
     let mut heard_since_ping = true;
+    let mut last_typing: Option<Instant> = None;
     loop {
         tokio::select! {
-            frame = live.recv() => match frame {
-                Ok(frame) if frame.seq <= last => {}
+            Some((room, item)) = subs.streams.next() => match item {
                 Ok(frame) => {
-                    if frame.seq > last + 1 {
-                        // A gap (e.g. we joined between the hub's reads): read it.
-                        if let Err(end) = replay(&mut socket, &*store, &room, last, frame.seq).await {
-                            return close(&mut socket, end).await;
-                        }
+                    if let Err(end) = forward(socket, deps, subs, &room, frame).await {
+                        return end;
                     }
-                    if socket.send(WsMessage::Text(frame.text)).await.is_err() {
-                        return End::PeerGone;
-                    }
-                    last = frame.seq;
                 }
-                Err(RecvError::Lagged(_)) => return close(&mut socket, End::Lagged).await,
-                Err(RecvError::Closed) => return close(&mut socket, End::HubClosed).await,
+                Err(BroadcastStreamRecvError::Lagged(_)) => return End::Lagged,
             },
             incoming = socket.next() => match incoming {
                 Some(Ok(WsMessage::Close(_))) | None => return End::ClientClosed,
+                Some(Ok(WsMessage::Text(text))) => {
+                    heard_since_ping = true;
+                    let Ok(frame) = serde_json::from_str::<ClientFrame>(&text) else { continue };
+                    if let Err(end) = handle(socket, deps, subs, frame, &mut last_typing).await {
+                        return end;
+                    }
+                }
                 Some(Ok(_)) => heard_since_ping = true,
                 Some(Err(_)) => return End::PeerGone,
             },
-            _ = session.shutdown.cancelled() => return close(&mut socket, End::Shutdown).await,
+            _ = session.shutdown.cancelled() => return End::Shutdown,
             _ = ping.tick() => {
                 if !heard_since_ping {
                     return End::PeerGone;
@@ -244,6 +270,160 @@ where
             }
         }
     }
+}
+
+/// Sends a live frame, keeping each room's messages gapless and in order.
+async fn forward<S>(
+    socket: &mut S,
+    deps: &Deps,
+    subs: &mut Subscriptions,
+    room: &RoomId,
+    frame: Frame,
+) -> Result<(), End>
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    if let Some(seq) = frame.seq {
+        let last = subs.last.get(room).copied().unwrap_or(0);
+        if seq <= last {
+            return Ok(());
+        }
+        if seq > last + 1 {
+            // A gap (e.g. we joined between the hub's reads): read it.
+            replay(socket, &*deps.store, room, last, seq).await?;
+        }
+        subs.last.insert(room.clone(), seq);
+    }
+    send_text(socket, frame.text).await
+}
+
+async fn handle<S>(
+    socket: &mut S,
+    deps: &Deps,
+    subs: &mut Subscriptions,
+    frame: ClientFrame,
+    last_typing: &mut Option<Instant>,
+) -> Result<(), End>
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    match frame {
+        ClientFrame::Subscribe { room, after } => match RoomId::parse(&room) {
+            Ok(room) if after.is_some_and(|a| a < 0) => {
+                refuse(
+                    socket,
+                    format!("`after` must be a seq (0 or more) for {room}."),
+                )
+                .await
+            }
+            Ok(room) if !subs.last.contains_key(&room) && subs.last.len() >= MAX_SUBSCRIPTIONS => {
+                refuse(
+                    socket,
+                    format!("At most {MAX_SUBSCRIPTIONS} rooms per connection."),
+                )
+                .await
+            }
+            Ok(room) => {
+                unsubscribe(deps, subs, &room);
+                subscribe(socket, deps, subs, room, after).await
+            }
+            Err(e) => refuse(socket, e.to_string()).await,
+        },
+        ClientFrame::Unsubscribe { room } => {
+            if let Ok(room) = RoomId::parse(&room) {
+                unsubscribe(deps, subs, &room);
+            }
+            Ok(())
+        }
+        ClientFrame::Hello { name } => {
+            let name = SenderName::parse(&name).ok().map(|n| n.as_str().to_owned());
+            if name != subs.name {
+                for room in subs.last.keys() {
+                    deps.presence.leave(room, subs.name.as_deref());
+                    deps.presence.join(room, name.as_deref());
+                }
+                subs.name = name;
+            }
+            Ok(())
+        }
+        ClientFrame::Typing { room } => {
+            let Ok(room) = RoomId::parse(&room) else {
+                return Ok(());
+            };
+            let recent = last_typing.is_some_and(|t| t.elapsed() < TYPING_INTERVAL);
+            if let (Some(name), false, true) = (&subs.name, recent, subs.last.contains_key(&room)) {
+                *last_typing = Some(Instant::now());
+                deps.presence.typing(&room, name);
+            }
+            Ok(())
+        }
+        ClientFrame::Ping => Ok(()),
+    }
+}
+
+/// Follows `room`: backlog after `after` (or nothing), `ready`, presence.
+async fn subscribe<S>(
+    socket: &mut S,
+    deps: &Deps,
+    subs: &mut Subscriptions,
+    room: RoomId,
+    after: Option<i64>,
+) -> Result<(), End>
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    // Subscribe first: anything committed from now on reaches the stream.
+    let live = deps.hub.subscribe(&room);
+    let last = match after {
+        Some(after) => {
+            let last = replay(socket, &*deps.store, &room, after, i64::MAX).await?;
+            metrics::counter!("websocket_resumes_total").increment(1);
+            metrics::histogram!("websocket_resume_replayed_messages").record((last - after) as f64);
+            last
+        }
+        None => deps.store.head(&room).await.map_err(|_| End::StoreFailed)?,
+    };
+    let ready = ServerFrame::Ready {
+        room: room.to_string(),
+        head: last,
+    };
+    send_text(
+        socket,
+        serde_json::to_string(&ready).expect("serialises").into(),
+    )
+    .await?;
+    deps.hub.seen(&room, last);
+    deps.presence.join(&room, subs.name.as_deref());
+    send_text(socket, deps.presence.frame(&room).into()).await?;
+    subs.streams
+        .insert(room.clone(), BroadcastStream::new(live));
+    subs.last.insert(room, last);
+    Ok(())
+}
+
+fn unsubscribe(deps: &Deps, subs: &mut Subscriptions, room: &RoomId) {
+    if subs.streams.remove(room).is_some() {
+        subs.last.remove(room);
+        deps.presence.leave(room, subs.name.as_deref());
+    }
+}
+
+async fn refuse<S>(socket: &mut S, error: String) -> Result<(), End>
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    let frame = serde_json::to_string(&ServerFrame::Error { error }).expect("serialises");
+    send_text(socket, frame.into()).await
+}
+
+async fn send_text<S>(socket: &mut S, text: Utf8Bytes) -> Result<(), End>
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    socket
+        .send(WsMessage::Text(text))
+        .await
+        .map_err(|_| End::PeerGone)
 }
 
 /// Sends stored messages with `after < seq < before`; returns the last seq sent
@@ -290,7 +470,7 @@ where
     let (code, reason) = match end {
         End::Lagged => (CLOSE_TRY_AGAIN, "too far behind; reconnect to resume"),
         End::StoreFailed => (CLOSE_TRY_AGAIN, "database unavailable; reconnect to resume"),
-        End::HubClosed | End::Shutdown => (
+        End::Shutdown => (
             CLOSE_GOING_AWAY,
             "server shutting down; reconnect to resume",
         ),

@@ -199,8 +199,19 @@ pub async fn connect(url: &str) -> Ws {
     ws
 }
 
-/// The next JSON frame (skipping pings), failing the test after 5 s.
+/// The next JSON frame, skipping pings and ephemeral (presence, typing)
+/// frames; fails the test after 5 s.
 pub async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let v = next_frame(ws).await;
+        if v["type"] != "presence" && v["type"] != "typing" {
+            return v;
+        }
+    }
+}
+
+/// The next JSON frame of any type (skipping pings), failing after 5 s.
+pub async fn next_frame(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
@@ -223,6 +234,7 @@ pub async fn assert_silent(ws: &mut Ws, wait: Duration) {
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Err(_) => return,
             Ok(Some(Ok(WsMessage::Ping(_)))) => {}
+            Ok(Some(Ok(WsMessage::Text(t)))) if t.contains(r#""type":"presence""#) => {}
             Ok(other) => panic!("expected silence, got {other:?}"),
         }
     }

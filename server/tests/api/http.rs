@@ -178,7 +178,7 @@ both_backends!(broadcasts_use_the_message_path, |db: TestDb| async move {
     let mut broadcasts = Vec::new();
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        broadcasts = app.messages("?after=0&limit=200").await;
+        broadcasts = app.messages("?room=announcements&after=0&limit=200").await;
         if broadcasts.len() >= 3 {
             break;
         }
@@ -191,5 +191,15 @@ both_backends!(broadcasts_use_the_message_path, |db: TestDb| async move {
         assert_eq!(m["kind"], "broadcast");
         assert_eq!(m["sender"], "server");
         assert_eq!(m["seq"], i as i64 + 1);
+        assert_eq!(m["room"], "announcements");
     }
+    // People cannot post in the announcements room.
+    let res = app
+        .http
+        .post(app.url("/api/messages"))
+        .json(&serde_json::json!({"sender": "x", "content": "hi", "room": "announcements"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
 });

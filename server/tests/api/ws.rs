@@ -164,3 +164,157 @@ both_backends!(
         assert_eq!(status(bad_room.map(|_| ())), 422);
     }
 );
+
+async fn send_json(ws: &mut crate::helpers::Ws, v: Value) {
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        v.to_string().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// The next frame of `kind`, skipping others (e.g. presence updates).
+async fn next_of(ws: &mut crate::helpers::Ws, kind: &str) -> Value {
+    loop {
+        let v = crate::helpers::next_frame(ws).await;
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+both_backends!(one_socket_follows_several_rooms, |db: TestDb| async move {
+    let app = spawn_app(db, &[]).await;
+    let post = |room: &'static str, content: &'static str| {
+        let (http, url) = (app.http.clone(), app.url("/api/messages"));
+        async move {
+            let res = http
+                .post(url)
+                .json(&serde_json::json!({"sender": "a", "content": content, "room": room}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+        }
+    };
+    post("general", "g1").await;
+    post("general", "g2").await;
+    let mut ws = connect(&app.ws_url("?room=lobby")).await;
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    // Add a room with a resume point: its backlog, then its ready.
+    send_json(
+        &mut ws,
+        serde_json::json!({"type": "subscribe", "room": "general", "after": 1}),
+    )
+    .await;
+    let m = next_json(&mut ws).await;
+    assert_eq!(
+        (m["room"].as_str(), m["content"].as_str()),
+        (Some("general"), Some("g2"))
+    );
+    assert_eq!(
+        next_json(&mut ws).await,
+        serde_json::json!({"type": "ready", "room": "general", "head": 2})
+    );
+    // Live frames of both rooms arrive on the one socket.
+    post("lobby", "l1").await;
+    assert_eq!(next_json(&mut ws).await["content"], "l1");
+    post("general", "g3").await;
+    let m = next_json(&mut ws).await;
+    assert_eq!(
+        (m["room"].as_str(), m["seq"].as_i64()),
+        (Some("general"), Some(3))
+    );
+    // After unsubscribing, the room is quiet; the other still flows.
+    send_json(
+        &mut ws,
+        serde_json::json!({"type": "unsubscribe", "room": "general"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    post("general", "g4").await;
+    post("lobby", "l2").await;
+    assert_eq!(next_json(&mut ws).await["content"], "l2");
+    assert_silent(&mut ws, Duration::from_millis(200)).await;
+    // Bad requests get an error frame, and the socket keeps working.
+    send_json(
+        &mut ws,
+        serde_json::json!({"type": "subscribe", "room": "Not Valid"}),
+    )
+    .await;
+    assert!(next_json(&mut ws).await["error"]
+        .as_str()
+        .unwrap()
+        .contains("Room"));
+    send_json(
+        &mut ws,
+        serde_json::json!({"type": "subscribe", "room": "general", "after": 3}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["content"], "g4");
+});
+
+both_backends!(presence_and_typing, |db: TestDb| async move {
+    let app = spawn_app(db, &[]).await;
+    let mut alice = connect(&app.ws_url("?room=meet")).await;
+    send_json(
+        &mut alice,
+        serde_json::json!({"type": "hello", "name": "alice"}),
+    )
+    .await;
+    next_of(&mut alice, "ready").await;
+    let mut bob = connect(&app.ws_url("?room=meet")).await;
+    next_of(&mut bob, "ready").await;
+    send_json(
+        &mut bob,
+        serde_json::json!({"type": "hello", "name": "bob"}),
+    )
+    .await;
+    let mut anon = connect(&app.ws_url("?room=meet")).await;
+    next_of(&mut anon, "ready").await;
+    // Everyone converges on: alice and bob, plus one anonymous visitor.
+    let want = serde_json::json!({"type": "presence", "room": "meet", "names": ["alice", "bob"], "count": 3});
+    for ws in [&mut alice, &mut bob] {
+        loop {
+            if next_of(ws, "presence").await == want {
+                break;
+            }
+        }
+    }
+    // Typing is relayed to the room, and throttled per socket.
+    send_json(
+        &mut alice,
+        serde_json::json!({"type": "typing", "room": "meet"}),
+    )
+    .await;
+    send_json(
+        &mut alice,
+        serde_json::json!({"type": "typing", "room": "meet"}),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut bob, "typing").await,
+        serde_json::json!({"type": "typing", "room": "meet", "name": "alice"})
+    );
+    let mut extra = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+    while let Ok(Some(Ok(m))) =
+        tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut bob)).await
+    {
+        extra.push(m);
+    }
+    assert!(
+        !extra.iter().any(|m| m.to_string().contains("typing")),
+        "second signal throttled: {extra:?}"
+    );
+    // When alice's only tab closes she is gone from the room.
+    drop(alice);
+    let want =
+        serde_json::json!({"type": "presence", "room": "meet", "names": ["bob"], "count": 2});
+    loop {
+        if next_of(&mut bob, "presence").await == want {
+            break;
+        }
+    }
+});

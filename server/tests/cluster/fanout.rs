@@ -99,10 +99,10 @@ async fn exactly_one_instance_broadcasts_and_another_takes_over() {
 
     // Over a window, broadcasts come from the leader only.
     let (a0, b0) = (broadcasts_sent(&a).await, broadcasts_sent(&b).await);
-    let before = all_messages(&a, "lobby").await.len();
+    let before = all_messages(&a, "announcements").await.len();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (a1, b1) = (broadcasts_sent(&a).await, broadcasts_sent(&b).await);
-    let after = all_messages(&a, "lobby").await.len();
+    let after = all_messages(&a, "announcements").await.len();
     let (da, db_) = (a1 - a0, b1 - b0);
     if leaders.0 == 1.0 {
         assert!(
@@ -141,10 +141,10 @@ async fn exactly_one_instance_broadcasts_and_another_takes_over() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("leader takeover after SIGKILL: {:?}", killed.elapsed());
-    let count = all_messages(survivor, "lobby").await.len();
+    let count = all_messages(survivor, "announcements").await.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        all_messages(survivor, "lobby").await.len() > count,
+        all_messages(survivor, "announcements").await.len() > count,
         "the new leader broadcasts"
     );
 }

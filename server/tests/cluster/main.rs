@@ -11,3 +11,4 @@ mod support;
 mod failover;
 mod fanout;
 mod ops;
+mod presence;
