@@ -164,7 +164,9 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
             get(routes::list_messages).post(routes::post_message),
         )
         .route("/create/", post(routes::create_form))
-        .route("/health/", get(routes::health));
+        .route("/health/", get(routes::health))
+        .route("/join", get(routes::join))
+        .route("/", get(routes::home));
     if with_metrics {
         router = router.route("/metrics", get(metrics::render));
     }

@@ -195,6 +195,25 @@ pub async fn create_form(
     }
 }
 
+/// `GET /`: the lobby.
+pub async fn home() -> Response {
+    (StatusCode::FOUND, [(axum::http::header::LOCATION, "/r/lobby")]).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JoinQuery {
+    room: Option<String>,
+}
+
+/// `GET /join?room=name`: the room form without JavaScript.
+pub async fn join(Query(q): Query<JoinQuery>) -> Redirect {
+    let name = q.room.unwrap_or_default().trim().to_lowercase();
+    match RoomId::parse(&name) {
+        Ok(room) => Redirect::to(&format!("/r/{room}")),
+        Err(e) => Redirect::to(&format!("/r/lobby?error={}", ApiError::from(e).code())),
+    }
+}
+
 /// The database answers within 2 s (and the instance is not shutting down).
 #[utoipa::path(
     get,

@@ -5,10 +5,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ApiError;
-use crate::domain::Message;
+use crate::domain::{Message, RoomSummary};
 
-/// Messages shown when a room page first renders.
+/// Messages shown when a room page first renders, and per history page.
 pub const PAGE_SIZE: u32 = 50;
+/// Recent announcements (broadcasts) shown with a room.
+pub const ANNOUNCEMENTS_SHOWN: u32 = 10;
 
 /// What the room page needs to render.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +18,8 @@ pub struct RoomSnapshot {
     pub room: String,
     /// The latest messages, oldest first.
     pub messages: Vec<Message>,
+    /// The latest announcements (server broadcasts), oldest first.
+    pub announcements: Vec<Message>,
     /// The name remembered in this browser, if any.
     pub me: Option<String>,
     /// A fresh id for the no-JS form, so a double submit stores one message.
@@ -29,17 +33,50 @@ pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
         server::{state, store::ListQuery, web},
     };
     let state = state()?;
-    let room_id = RoomId::parse(&room)?;
+    let room_id = RoomId::parse(&room).inspect_err(|_| web::set_status_code(404))?;
     let messages = state
         .store
         .list(&ListQuery::latest(room_id, PAGE_SIZE))
         .await?;
+    let announcements = state
+        .store
+        .list(&ListQuery::latest(
+            RoomId::announcements(),
+            ANNOUNCEMENTS_SHOWN,
+        ))
+        .await?;
     Ok(RoomSnapshot {
         room,
         messages,
+        announcements,
         me: web::remembered_name(),
         form_id: Uuid::new_v4(),
     })
+}
+
+/// Up to [`PAGE_SIZE`] messages before `before`, oldest first (history).
+#[server(endpoint = "older_messages")]
+pub async fn older_messages(room: String, before: i64) -> Result<Vec<Message>, ApiError> {
+    use crate::{
+        domain::RoomId,
+        server::{state, store::ListQuery},
+    };
+    let state = state()?;
+    let room = RoomId::parse(&room)?;
+    let query = ListQuery {
+        room,
+        after: None,
+        before: Some(before),
+        limit: PAGE_SIZE,
+    };
+    Ok(state.store.list(&query).await?)
+}
+
+/// Rooms with recent activity, newest first.
+#[server(endpoint = "list_rooms")]
+pub async fn list_rooms() -> Result<Vec<RoomSummary>, ApiError> {
+    use crate::server::state;
+    Ok(state()?.store.rooms(50).await?)
 }
 
 /// Posts a message. Called from the page's WASM, or as the `action` of the
@@ -61,7 +98,9 @@ pub async fn post_message(
         web::remember_name(name.as_str());
     }
     let plain_form = web::is_plain_form();
-    let page = "/";
+    let page = crate::domain::RoomId::parse(&room)
+        .map(|r| format!("/r/{r}"))
+        .unwrap_or_else(|_| "/".to_owned());
     let input = service::PostInput {
         room: Some(room),
         sender,
@@ -70,12 +109,12 @@ pub async fn post_message(
     };
     let result = service::post(&state.store, &state.hub, input).await;
     match &result {
-        Ok(_) if plain_form => leptos_axum::redirect(page),
+        Ok(_) if plain_form => leptos_axum::redirect(&page),
         Ok(_) => {}
         Err(e) => {
             web::set_status(e);
             if plain_form {
-                leptos_axum::redirect(&web::error_location(page, e, &content));
+                leptos_axum::redirect(&web::error_location(&page, e, &content));
             }
         }
     }

@@ -1,33 +1,34 @@
-//! The WebSocket client: connect, apply frames, reconnect with exponential
-//! backoff and jitter, always resuming from the last seq the page holds, so
-//! every message shows exactly once and in order.
+//! The page's WebSocket: one connection follows the announcements room and
+//! the room on screen (switching rooms re-subscribes on the same socket).
+//! On any drop it reconnects with exponential backoff and jitter and resumes
+//! every followed room from the last seq the page holds, so every message
+//! shows exactly once and in order.
 
-use futures::StreamExt;
+use futures::{channel::mpsc, FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message as WsMessage};
 use leptos::prelude::*;
 
 use crate::{
-    domain::ServerFrame,
-    ui::{ChatState, ConnState},
+    domain::{ClientFrame, ServerFrame, ANNOUNCEMENTS},
+    ui::{ConnState, Live},
 };
 
 const BASE_DELAY_MS: f64 = 500.0;
 const MAX_DELAY_MS: f64 = 15_000.0;
 
-pub fn start(state: ChatState) {
+pub fn start(live: Live) {
     leptos::task::spawn_local(async move {
         let mut failures: u32 = 0;
         loop {
-            state.conn.set(if failures == 0 {
-                ConnState::Connecting
-            } else {
-                ConnState::Reconnecting
-            });
-            if run_once(state).await {
+            live.conn.set(if failures == 0 { ConnState::Connecting } else { ConnState::Reconnecting });
+            if run_once(live).await {
                 failures = 0;
             }
             failures = failures.saturating_add(1);
-            state.conn.set(ConnState::Reconnecting);
+            live.conn.set(ConnState::Reconnecting);
+            if let Some(feed) = live.current.get_value() {
+                feed.ready.set(false);
+            }
             gloo_timers::future::sleep(backoff(failures)).await;
         }
     });
@@ -35,46 +36,84 @@ pub fn start(state: ChatState) {
 
 /// One connection's life. Returns whether it got as far as `ready` (then the
 /// backoff starts again from the bottom).
-async fn run_once(state: ChatState) -> bool {
-    let Some(url) = url(state) else { return false };
-    let Ok(ws) = WebSocket::open(&url) else {
-        return false;
-    };
-    // Keep the sink half alive: dropping both halves closes the socket.
-    let (_sink, mut stream) = ws.split();
+async fn run_once(live: Live) -> bool {
+    let Some(url) = url(live.last_announcement()) else { return false };
+    let Ok(ws) = WebSocket::open(&url) else { return false };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut outbox) = mpsc::unbounded::<ClientFrame>();
+    // Who we are, and the room on screen (resuming after what we have).
+    let _ = tx.unbounded_send(ClientFrame::Hello { name: live.me.get_untracked() });
+    if let Some(feed) = live.current.get_value() {
+        let _ = tx.unbounded_send(ClientFrame::Subscribe { room: feed.room.get_value(), after: Some(feed.last_seq()) });
+    }
+    live.outbox.set_value(Some(tx));
     let mut was_ready = false;
-    while let Some(frame) = stream.next().await {
-        let Ok(WsMessage::Text(text)) = frame else {
-            if frame.is_err() {
-                break;
-            }
-            continue;
-        };
-        match serde_json::from_str::<ServerFrame>(&text) {
-            Ok(ServerFrame::Message(message)) => state.confirm(message),
-            Ok(ServerFrame::Ready { .. }) => {
-                was_ready = true;
-                state.conn.set(ConnState::Live);
-            }
-            Err(e) => leptos::logging::warn!("ignoring unknown frame: {e}"),
+    loop {
+        futures::select! {
+            frame = stream.next().fuse() => match frame {
+                Some(Ok(WsMessage::Text(text))) => dispatch(live, &text, &mut was_ready),
+                Some(Ok(WsMessage::Bytes(_))) => {}
+                Some(Err(_)) | None => break,
+            },
+            out = outbox.next() => match out {
+                Some(frame) => {
+                    let text = serde_json::to_string(&frame).expect("serialises");
+                    if sink.send(WsMessage::Text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
         }
     }
+    live.outbox.set_value(None);
     was_ready
 }
 
-fn url(state: ChatState) -> Option<String> {
-    let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" {
-        "wss"
-    } else {
-        "ws"
+fn dispatch(live: Live, text: &str, was_ready: &mut bool) {
+    let frame = match serde_json::from_str::<ServerFrame>(text) {
+        Ok(f) => f,
+        Err(e) => {
+            leptos::logging::warn!("ignoring unknown frame: {e}");
+            return;
+        }
     };
+    match frame {
+        ServerFrame::Message(m) if m.room == ANNOUNCEMENTS => live.add_announcement(m),
+        ServerFrame::Message(m) => {
+            if let Some(feed) = live.feed(&m.room) {
+                let away = live.hidden.get_untracked() || !feed.at_bottom.get_untracked();
+                feed.confirm(m, &live.me.get_untracked(), away);
+            }
+        }
+        ServerFrame::Ready { room, .. } => {
+            *was_ready = true;
+            live.conn.set(ConnState::Live);
+            if let Some(feed) = live.feed(&room) {
+                feed.ready.set(true);
+            }
+        }
+        ServerFrame::Presence { room, names, count } => {
+            if let Some(feed) = live.feed(&room) {
+                feed.presence.set((names, count));
+            }
+        }
+        ServerFrame::Typing { room, name } => {
+            if let (Some(feed), Some((now, _))) = (live.feed(&room), super::clock()) {
+                if name != live.me.get_untracked().trim() {
+                    feed.typing_seen(name, now);
+                }
+            }
+        }
+        ServerFrame::Error { error } => leptos::logging::warn!("server refused a frame: {error}"),
+    }
+}
+
+fn url(after: i64) -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
     let host = location.host().ok()?;
-    let room = state.room.get_value();
-    Some(format!(
-        "{scheme}://{host}/ws?room={room}&after={}",
-        state.last_seq()
-    ))
+    Some(format!("{scheme}://{host}/ws?room={ANNOUNCEMENTS}&after={after}"))
 }
 
 /// 0.5 s, 1 s, 2 s … capped at 15 s, each times a random factor in [0.5, 1.5)

@@ -7,15 +7,72 @@ mod live;
 
 use uuid::Uuid;
 
-use crate::ui::ChatState;
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+
+use crate::ui::Live;
 
 /// Starts the page's live connection (reconnecting with backoff, resuming
-/// from the last seq the page has).
-pub fn start_live(state: ChatState) {
+/// every followed room from the last seq the page has).
+pub fn start_live(live: Live) {
     #[cfg(feature = "hydrate")]
-    live::start(state);
+    live::start(live);
     #[cfg(not(feature = "hydrate"))]
-    let _ = state;
+    let _ = live;
+}
+
+/// Scrolls the message list to the newest message.
+pub fn scroll_to_latest() {
+    #[cfg(feature = "hydrate")]
+    if let Some(el) = document().query_selector(".scroller").ok().flatten() {
+        // column-reverse: 0 is the bottom.
+        el.set_scroll_top(0);
+    }
+}
+
+/// Keeps `hidden` in step with the tab's visibility.
+pub fn watch_visibility(hidden: RwSignal<bool>) {
+    #[cfg(feature = "hydrate")]
+    {
+        hidden.set(document().hidden());
+        let handle = window_event_listener_untyped("visibilitychange", move |_| {
+            hidden.set(document().hidden());
+        });
+        // The page lives as long as the listener.
+        std::mem::forget(handle);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = hidden;
+}
+
+const SEEN_KEY: &str = "chat.seen";
+
+/// The last seq seen per room in this browser.
+pub fn load_seen() -> HashMap<String, i64> {
+    #[cfg(feature = "hydrate")]
+    {
+        let stored = window()
+            .local_storage()
+            .ok()
+            .flatten()
+            .and_then(|s| s.get_item(SEEN_KEY).ok().flatten());
+        if let Some(json) = stored {
+            return serde_json::from_str(&json).unwrap_or_default();
+        }
+    }
+    HashMap::new()
+}
+
+pub fn save_seen(seen: &HashMap<String, i64>) {
+    #[cfg(feature = "hydrate")]
+    if let Some(storage) = window().local_storage().ok().flatten() {
+        if let Ok(json) = serde_json::to_string(seen) {
+            let _ = storage.set_item(SEEN_KEY, &json);
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (seen, SEEN_KEY);
 }
 
 /// A random (v4) UUID from `crypto.getRandomValues`, which unlike

@@ -45,3 +45,12 @@ pub struct Message {
     /// Server time (UTC) when stored.
     pub created_at: DateTime<Utc>,
 }
+
+/// A room in the room list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub name: String,
+    /// The room's newest seq (for unread counts).
+    pub last_seq: i64,
+    pub last_active_at: DateTime<Utc>,
+}

@@ -7,7 +7,7 @@ mod message;
 mod validate;
 
 pub use frame::{ClientFrame, ServerFrame};
-pub use message::{Message, MessageKind};
+pub use message::{Message, MessageKind, RoomSummary};
 pub use validate::{
     content_chars, MessageBody, RoomId, SenderName, ValidationError, ANNOUNCEMENTS, DEFAULT_ROOM,
     MAX_CONTENT_CHARS, MAX_ROOM_CHARS, MAX_SENDER_CHARS,

@@ -26,6 +26,11 @@ use crate::domain::{RoomId, ServerFrame};
 
 pub const EPHEMERAL_CHANNEL: &str = "chat_ephemeral";
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+/// Presence views are pushed to sockets at most this often per room, so a
+/// crowd joining costs O(crowd) frames, not O(crowd²).
+const FLUSH: Duration = Duration::from_millis(300);
+/// Names listed in a presence frame (the count covers everyone).
+pub const MAX_NAMES: usize = 50;
 
 /// What instances tell each other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +68,8 @@ struct State {
     remote: HashMap<Uuid, HashMap<RoomId, Remote>>,
     /// The view last pushed per room, to push only changes.
     pushed: HashMap<RoomId, (Vec<String>, u32)>,
+    /// Rooms whose view may have changed since the last flush.
+    dirty: std::collections::HashSet<RoomId>,
 }
 
 #[derive(Clone)]
@@ -227,27 +234,44 @@ impl Presence {
         }
     }
 
+    /// Marks the room's view for the next flush.
     fn push_if_changed(&self, room: &RoomId) {
-        let view = {
-            let mut s = self.state.lock().expect("presence lock");
-            let view = view_of(&s, room, Instant::now());
-            if s.pushed.get(room) == Some(&view) {
-                return;
+        self.state
+            .lock()
+            .expect("presence lock")
+            .dirty
+            .insert(room.clone());
+    }
+
+    /// Pushes every changed view to its room's sockets.
+    fn flush(&self) {
+        let frames: Vec<(RoomId, String)> = {
+            let mut guard = self.state.lock().expect("presence lock");
+            let s = &mut *guard;
+            let now = Instant::now();
+            let mut frames = Vec::new();
+            for room in std::mem::take(&mut s.dirty) {
+                let view = view_of(s, &room, now);
+                if s.pushed.get(&room) == Some(&view) {
+                    continue;
+                }
+                if view.0.is_empty() && view.1 == 0 {
+                    s.pushed.remove(&room);
+                } else {
+                    s.pushed.insert(room.clone(), view.clone());
+                }
+                let frame = ServerFrame::Presence {
+                    room: room.to_string(),
+                    names: view.0,
+                    count: view.1,
+                };
+                frames.push((room, serde_json::to_string(&frame).expect("serialises")));
             }
-            if view.0.is_empty() && view.1 == 0 {
-                s.pushed.remove(room);
-            } else {
-                s.pushed.insert(room.clone(), view.clone());
-            }
-            view
+            frames
         };
-        let frame = ServerFrame::Presence {
-            room: room.to_string(),
-            names: view.0,
-            count: view.1,
-        };
-        self.hub
-            .send_ephemeral(room, serde_json::to_string(&frame).expect("serialises"));
+        for (room, frame) in frames {
+            self.hub.send_ephemeral(&room, frame);
+        }
     }
 
     fn push_typing(&self, room: &RoomId, name: &str) {
@@ -263,8 +287,10 @@ impl Presence {
     async fn maintain(&self) {
         let mut heartbeat = tokio::time::interval(self.ttl / 3);
         let mut sweep = tokio::time::interval((self.ttl / 15).max(Duration::from_millis(100)));
+        let mut flush = tokio::time::interval(FLUSH);
         loop {
             tokio::select! {
+                _ = flush.tick() => self.flush(),
                 _ = heartbeat.tick() => {
                     let snapshots: Vec<(RoomId, (Vec<String>, u32))> = {
                         let s = self.state.lock().expect("presence lock");
@@ -320,7 +346,7 @@ fn view_of(s: &State, room: &RoomId, now: Instant) -> (Vec<String>, u32) {
         }
     }
     let count = names.len() as u32 + anon;
-    (names.into_iter().collect(), count)
+    (names.into_iter().take(MAX_NAMES).collect(), count)
 }
 
 /// Sends announcements as NOTIFYs, one at a time, in order.

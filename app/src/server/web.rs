@@ -22,10 +22,12 @@ pub fn is_plain_form() -> bool {
 }
 
 pub fn set_status(error: &ApiError) {
+    set_status_code(error.status());
+}
+
+pub fn set_status_code(code: u16) {
     if let Some(res) = use_context::<ResponseOptions>() {
-        res.set_status(
-            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        );
+        res.set_status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     }
 }
 

@@ -49,9 +49,10 @@ use crate::{
 };
 
 /// Per-socket buffer sizes. axum's defaults (128 KiB each) would cost
-/// ~134 KiB per idle connection; our frames are small.
-const READ_BUFFER: usize = 4 * 1024;
-const WRITE_BUFFER: usize = 4 * 1024;
+/// ~134 KiB per idle connection; our frames are small (buffers grow for a
+/// bigger one), and a zero write buffer writes each frame through at once.
+const READ_BUFFER: usize = 1024;
+const WRITE_BUFFER: usize = 0;
 /// Clients only send control frames and tiny JSON.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 /// Rooms one socket may follow at once (a page follows two).

@@ -1,17 +1,22 @@
 //! The message form. With WASM it sends through the `post_message` server
 //! function without a reload (pending, then confirmed; on failure the text
-//! stays with a Retry). Without WASM the very same form is a plain HTML form
-//! posting to that server function.
+//! stays with a Retry) and tells the room that you are typing. Without WASM
+//! the very same form is a plain HTML form posting to that server function.
 
 use leptos::{ev, html, prelude::*, server_fn::ServerFn};
 use uuid::Uuid;
 
-use super::{ChatState, Pending};
+use super::{Live, Pending, RoomFeed};
 use crate::{
     api::{post_message, PostMessage},
     browser,
-    domain::{content_chars, MessageBody, SenderName, MAX_CONTENT_CHARS, MAX_SENDER_CHARS},
+    domain::{
+        content_chars, ClientFrame, MessageBody, SenderName, MAX_CONTENT_CHARS, MAX_SENDER_CHARS,
+    },
 };
+
+/// At most one typing signal per this many ms.
+const TYPING_EVERY_MS: i64 = 3000;
 
 /// Set once the page has hydrated (WASM running).
 #[derive(Clone, Copy)]
@@ -26,19 +31,22 @@ pub fn Composer(
     /// Idempotency key for the no-JS form.
     form_id: Uuid,
 ) -> impl IntoView {
-    let state = expect_context::<ChatState>();
+    let live = expect_context::<Live>();
+    let feed = expect_context::<RoomFeed>();
     let hydrated = expect_context::<Hydrated>().0;
     let draft = RwSignal::new(initial_draft.clone());
     let error = RwSignal::new(initial_error);
     let textarea = NodeRef::<html::Textarea>::new();
+    let last_typing = StoredValue::new(0i64);
     let count = move || draft.with(|d| content_chars(d));
     let over = move || count() > MAX_CONTENT_CHARS;
+    let room = feed.room.get_value();
 
     let send = move || {
-        let sender = state.me.get_untracked();
+        let sender = live.me.get_untracked();
         let content = draft.get_untracked();
-        let checked =
-            SenderName::parse(&sender).and_then(|s| MessageBody::parse(&content).map(|c| (s, c)));
+        let checked = SenderName::parse(&sender)
+            .and_then(|s| MessageBody::parse(&content).map(|c| (s, c)));
         match checked {
             Err(e) => error.set(Some(e.to_string())),
             Ok((sender, content)) => {
@@ -49,9 +57,11 @@ pub fn Composer(
                     content: content.as_str().to_owned(),
                     error: None,
                 };
-                state.pending.update(|p| p.push(pending.clone()));
+                feed.pending.update(|p| p.push(pending.clone()));
+                feed.divider.set(None);
                 draft.set(String::new());
-                submit(state, pending);
+                browser::scroll_to_latest();
+                submit(live, feed, pending);
             }
         }
         if let Some(t) = textarea.get_untracked() {
@@ -69,6 +79,15 @@ pub fn Composer(
         }
     };
 
+    let on_input = move |ev: ev::Event| {
+        draft.set(event_target_value(&ev));
+        let now = browser::clock().map_or(0, |(now, _)| now);
+        if now - last_typing.get_value() >= TYPING_EVERY_MS && !live.me.with_untracked(|m| m.trim().is_empty()) {
+            last_typing.set_value(now);
+            live.send(ClientFrame::Typing { room: feed.room.get_value() });
+        }
+    };
+
     let action = <PostMessage as ServerFn>::PATH;
     view! {
         <form
@@ -80,7 +99,7 @@ pub fn Composer(
                 send();
             }
         >
-            <input type="hidden" name="room" value=state.room.get_value() />
+            <input type="hidden" name="room" value=room.clone() />
             <input type="hidden" name="id" value=form_id.to_string() />
             <div class="name-row">
                 <label for="sender">"Name"</label>
@@ -92,28 +111,34 @@ pub fn Composer(
                     maxlength=MAX_SENDER_CHARS.to_string()
                     autocomplete="nickname"
                     placeholder="Your name"
-                    value=state.me.get_untracked()
-                    prop:value=move || state.me.get()
-                    on:input=move |ev| state.me.set(event_target_value(&ev))
-                    on:change=move |_| browser::remember_name(&state.me.get_untracked())
+                    value=live.me.get_untracked()
+                    prop:value=move || live.me.get()
+                    on:input=move |ev| live.me.set(event_target_value(&ev))
+                    on:change=move |_| {
+                        let name = live.me.get_untracked();
+                        browser::remember_name(&name);
+                        live.send(ClientFrame::Hello { name });
+                    }
                 />
             </div>
             <div class="input-row">
-                <label for="content" class="visually-hidden">"Message"</label>
+                <label for="content" class="visually-hidden">
+                    "Message"
+                </label>
                 <textarea
                     id="content"
                     name="content"
                     node_ref=textarea
                     required
                     rows="1"
-                    placeholder="Write a message…"
+                    placeholder=format!("Message #{room}")
                     // Without WASM the browser enforces the limit (UTF-16 units,
                     // so never more than the server's 2000 characters).
                     maxlength=move || (!hydrated.get()).then(|| MAX_CONTENT_CHARS.to_string())
                     aria-describedby="composer-hint composer-error"
                     aria-invalid=move || over().to_string()
                     prop:value=move || draft.get()
-                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:input=on_input
                     on:keydown=on_keydown
                 >
                     {initial_draft}
@@ -124,7 +149,9 @@ pub fn Composer(
             </div>
             <p class="hint" id="composer-hint">
                 <span class="counter" class:over=over>
-                    {count} " / " {MAX_CONTENT_CHARS}
+                    {count}
+                    " / "
+                    {MAX_CONTENT_CHARS}
                 </span>
                 <span class="keys">" · Enter to send, Shift+Enter for a new line"</span>
             </p>
@@ -136,32 +163,32 @@ pub fn Composer(
 }
 
 /// Sends a pending message through the server function.
-fn submit(state: ChatState, pending: Pending) {
+fn submit(live: Live, feed: RoomFeed, pending: Pending) {
     leptos::task::spawn_local(async move {
         let result = post_message(
-            state.room.get_value(),
+            feed.room.get_value(),
             pending.sender.clone(),
             pending.content.clone(),
             Some(pending.id.to_string()),
         )
         .await;
         match result {
-            Ok(message) => state.confirm(message),
-            Err(e) => state.fail(pending.id, e.to_string()),
+            Ok(message) => feed.confirm(message, &live.me.get_untracked(), false),
+            Err(e) => feed.fail(pending.id, e.to_string()),
         }
     });
 }
 
 /// Sends a failed message again with the same id (the server stores it once).
-pub fn retry(state: ChatState, id: Uuid) {
+pub fn retry(live: Live, feed: RoomFeed, id: Uuid) {
     let mut again = None;
-    state.pending.update(|list| {
+    feed.pending.update(|list| {
         if let Some(p) = list.iter_mut().find(|p| p.id == id) {
             p.error = None;
             again = Some(p.clone());
         }
     });
     if let Some(p) = again {
-        submit(state, p);
+        submit(live, feed, p);
     }
 }

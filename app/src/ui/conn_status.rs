@@ -2,25 +2,30 @@
 
 use leptos::prelude::*;
 
-use super::{ChatState, ConnState};
+use super::{ConnState, Live, RoomFeed};
 
 #[component]
 pub fn ConnStatus() -> impl IntoView {
-    let state = expect_context::<ChatState>();
-    let conn = move || state.conn.get();
-    let key = move || match conn() {
+    let live = expect_context::<Live>();
+    let feed = expect_context::<RoomFeed>();
+    // "live" once the socket is open and this room's backlog has arrived.
+    let state = move || match live.conn.get() {
+        ConnState::Live if !feed.ready.get() => ConnState::Connecting,
+        s => s,
+    };
+    let key = move || match state() {
         ConnState::Idle => "idle",
         ConnState::Connecting => "connecting",
         ConnState::Live => "live",
         ConnState::Reconnecting => "reconnecting",
     };
-    let text = move || match conn() {
+    let text = move || match state() {
         ConnState::Idle | ConnState::Live => "",
         ConnState::Connecting => "Connecting…",
         ConnState::Reconnecting => "Connection lost. Reconnecting…",
     };
     view! {
-        <p class="conn" data-state=key role="status" aria-live="polite">
+        <p class="conn" data-state=key role="status">
             <span class="dot" aria-hidden="true"></span>
             <span class="text">{text}</span>
         </p>

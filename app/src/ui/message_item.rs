@@ -1,57 +1,85 @@
-//! One message in the list: sender, time and text. Text is always rendered
-//! as text (never HTML), so markup in messages shows literally.
+//! One message in the list: sender, time and text (with safe links). Text
+//! is always rendered as text, never HTML, so markup shows literally.
 
 use chrono::{DateTime, Duration, Utc};
 use leptos::prelude::*;
 
-use super::{ChatState, Pending};
+use super::{composer, text, Live, Pending, RoomFeed};
 use crate::domain::{Message, MessageKind};
 
-/// The browser clock, set once the page is hydrated (and refreshed every
-/// 30 s). `None` while server-rendered: times then show in UTC.
+/// The browser clock (ms, UTC offset in minutes), set once the page is
+/// hydrated and refreshed every 30 s. `None` while server-rendered: times
+/// and days then show in UTC.
 #[derive(Clone, Copy)]
 pub struct Clock(pub RwSignal<Option<(i64, i32)>>);
 
 #[component]
-pub fn MessageItem(message: Message) -> impl IntoView {
-    let state = expect_context::<ChatState>();
+pub fn MessageItem(message: Message, grouped: bool) -> impl IntoView {
+    let live = expect_context::<Live>();
     let clock = expect_context::<Clock>().0;
     let sender = message.sender.clone();
-    let own = move || message.kind == MessageKind::User && state.me.with(|me| me.trim() == sender);
+    let own = move || message.kind == MessageKind::User && live.me.with(|me| me.trim() == sender);
     let created_at = message.created_at;
     let label = move || time_label(created_at, clock.get());
     let title = move || full_time(created_at, clock.get());
     let broadcast = message.kind == MessageKind::Broadcast;
+    let sender_label =
+        if broadcast { format!("📣 {}", message.sender) } else { message.sender.clone() };
     view! {
-        <li class="msg" class:own=own class:broadcast=broadcast data-seq=message.seq data-id=message.id.to_string()>
+        <li
+            class="msg"
+            class:own=own
+            class:broadcast=broadcast
+            class:grouped=grouped
+            data-seq=message.seq
+            data-id=message.id.to_string()
+        >
             <div class="meta">
-                <span class="sender">{if broadcast { format!("📣 {}", message.sender) } else { message.sender.clone() }}</span>
-                <time datetime=created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) title=title>{label}</time>
+                <span class="sender">{sender_label}</span>
+                <time
+                    datetime=created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    title=title
+                >
+                    {label}
+                </time>
             </div>
-            <p class="body">{message.content}</p>
+            <p class="body">{text::render(&message.content)}</p>
         </li>
     }
 }
 
 #[component]
 pub fn PendingItem(pending: Pending) -> impl IntoView {
-    let state = expect_context::<ChatState>();
+    let feed = expect_context::<RoomFeed>();
+    let live = expect_context::<Live>();
     let id = pending.id;
     let failed = pending.error.is_some();
-    let retry = move |_| super::composer::retry(state, id);
+    let retry = move |_| composer::retry(live, feed, id);
     view! {
-        <li class="msg own pending" class:failed=failed aria-busy=(!failed).to_string() data-id=id.to_string()>
+        <li
+            class="msg own pending"
+            class:failed=failed
+            aria-busy=(!failed).to_string()
+            data-id=id.to_string()
+        >
             <div class="meta">
                 <span class="sender">{pending.sender}</span>
                 <span class="state">{if failed { "Not sent" } else { "Sending…" }}</span>
             </div>
             <p class="body">{pending.content}</p>
-            {pending.error.map(|e| view! {
-                <p class="send-error" role="alert">
-                    {e} " "
-                    <button type="button" class="retry" on:click=retry>"Retry"</button>
-                </p>
-            })}
+            {pending
+                .error
+                .map(|e| {
+                    view! {
+                        <p class="send-error" role="alert">
+                            {e}
+                            " "
+                            <button type="button" class="retry" on:click=retry>
+                                "Retry"
+                            </button>
+                        </p>
+                    }
+                })}
         </li>
     }
 }
@@ -100,22 +128,10 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
         let ms = |d: DateTime<Utc>| d.timestamp_millis();
         assert_eq!(time_label(at, None), "10:00 UTC");
-        assert_eq!(
-            time_label(at, Some((ms(at + Duration::seconds(20)), 0))),
-            "just now"
-        );
-        assert_eq!(
-            time_label(at, Some((ms(at + Duration::minutes(5)), 0))),
-            "5 min ago"
-        );
+        assert_eq!(time_label(at, Some((ms(at + Duration::seconds(20)), 0))), "just now");
+        assert_eq!(time_label(at, Some((ms(at + Duration::minutes(5)), 0))), "5 min ago");
         // Tokyo is UTC+9: 10:00 UTC is 19:00 there, same local day.
-        assert_eq!(
-            time_label(at, Some((ms(at + Duration::hours(2)), 540))),
-            "19:00"
-        );
-        assert_eq!(
-            time_label(at, Some((ms(at + Duration::days(3)), 540))),
-            "Nov 24, 19:00"
-        );
+        assert_eq!(time_label(at, Some((ms(at + Duration::hours(2)), 540))), "19:00");
+        assert_eq!(time_label(at, Some((ms(at + Duration::days(3)), 540))), "Nov 24, 19:00");
     }
 }

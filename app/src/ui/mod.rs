@@ -4,9 +4,16 @@ mod chat_state;
 mod composer;
 mod conn_status;
 mod message_item;
+mod message_list;
+mod presence_bar;
+mod room_list;
 pub mod pages;
+pub mod text;
+pub mod timeline;
 
-pub use chat_state::{ChatState, ConnState, Pending};
+pub use chat_state::{ConnState, Live, Pending, RoomFeed};
+
+use std::{collections::HashMap, time::Duration};
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
@@ -15,6 +22,11 @@ use leptos_router::{
     path, SsrMode,
 };
 
+use crate::browser;
+use composer::Hydrated;
+use message_item::Clock;
+use room_list::Seen;
+
 /// The HTML document around the app (server side only).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -22,7 +34,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <html lang="en">
             <head>
                 <meta charset="utf-8" />
-                <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover" />
+                <meta
+                    name="viewport"
+                    content="width=device-width, initial-scale=1, viewport-fit=cover"
+                />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -37,6 +52,25 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let live = Live::new(String::new());
+    let clock = Clock(RwSignal::new(None));
+    let hydrated = RwSignal::new(false);
+    let seen = Seen(RwSignal::new(HashMap::new()));
+    provide_context(live);
+    provide_context(clock);
+    provide_context(Hydrated(hydrated));
+    provide_context(seen);
+
+    // Browser only: one live connection for the whole page.
+    Effect::new(move |_| {
+        hydrated.set(true);
+        clock.0.set(browser::clock());
+        set_interval(move || clock.0.set(browser::clock()), Duration::from_secs(30));
+        seen.0.set(browser::load_seen());
+        browser::watch_visibility(live.hidden);
+        browser::start_live(live);
+    });
+
     view! {
         <Stylesheet id="leptos" href="/pkg/chat.css" />
         <Title text="Chat" />
@@ -44,7 +78,7 @@ pub fn App() -> impl IntoView {
         <Meta name="description" content="A small real-time chat" />
         <Router>
             <Routes fallback=pages::NotFound>
-                <Route path=path!("/") view=pages::ChatPage ssr=SsrMode::Async />
+                <Route path=path!("/r/:room") view=pages::RoomPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

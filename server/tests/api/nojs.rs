@@ -9,7 +9,7 @@ fn form_post(app: &crate::helpers::TestApp, fields: &[(&str, &str)]) -> reqwest:
     app.http
         .post(app.url("/api/post_message"))
         .header("accept", "text/html,application/xhtml+xml")
-        .header("referer", app.url("/"))
+        .header("referer", app.url("/r/lobby"))
         .form(fields)
 }
 
@@ -26,7 +26,7 @@ both_backends!(
         ];
         let res = form_post(&app, &fields).send().await.unwrap();
         assert_eq!(res.status(), 302);
-        assert_eq!(res.headers()["location"], "/");
+        assert_eq!(res.headers()["location"], "/r/lobby");
         let cookie = res.headers()["set-cookie"].to_str().unwrap();
         assert!(cookie.starts_with("chat_name=nojs;"), "{cookie}");
         // A double submit of the same form stores one message.
@@ -39,7 +39,7 @@ both_backends!(
         // The page it redirects to shows the message, marked as the sender's own.
         let html = app
             .http
-            .get(app.url("/"))
+            .get(app.url("/r/lobby"))
             .header("cookie", "chat_name=nojs")
             .send()
             .await
@@ -71,7 +71,7 @@ both_backends!(
         assert_eq!(res.status(), 302);
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         assert!(
-            location.starts_with("/?error=content_control&draft=bad"),
+            location.starts_with("/r/lobby?error=content_control&draft=bad"),
             "{location}"
         );
         let html = app

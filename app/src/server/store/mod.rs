@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::domain::{Message, MessageBody, MessageKind, RoomId, SenderName};
+use crate::domain::{Message, MessageBody, MessageKind, RoomId, RoomSummary, SenderName};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -132,6 +132,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list(&self, query: &ListQuery) -> Result<Vec<Message>, StoreError>;
     /// The last committed seq of a room (0 when it has none).
     async fn head(&self, room: &RoomId) -> Result<i64, StoreError>;
+    /// Rooms with messages, most recently active first (announcements excluded).
+    async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, StoreError>;
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend(&self) -> Backend;

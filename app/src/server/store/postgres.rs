@@ -8,7 +8,7 @@ use super::{
     now_millis, parse_kind, Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store,
     StoreError,
 };
-use crate::domain::{Message, RoomId};
+use crate::domain::{Message, RoomId, RoomSummary};
 
 const COLUMNS: &str = "room, seq, id, kind, sender, content, created_at";
 
@@ -97,8 +97,9 @@ impl Store for PgStore {
         // Taking the next seq row-locks the room until commit: a concurrent
         // poster waits here, so seqs commit in order and without gaps.
         let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO rooms (name, last_seq) VALUES ($1, 1) \
-             ON CONFLICT (name) DO UPDATE SET last_seq = rooms.last_seq + 1 \
+            "INSERT INTO rooms (name, last_seq, last_active_at) VALUES ($1, 1, now()) \
+             ON CONFLICT (name) DO UPDATE \
+             SET last_seq = rooms.last_seq + 1, last_active_at = now() \
              RETURNING last_seq",
         )
         .bind(new.room.as_str())
@@ -171,6 +172,27 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(head.unwrap_or(0))
+    }
+
+    async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, last_seq, last_active_at FROM rooms WHERE name <> $1 \
+             ORDER BY last_active_at DESC, name LIMIT $2",
+        )
+        .bind(crate::domain::ANNOUNCEMENTS)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RoomSummary {
+                    name: r.try_get("name")?,
+                    last_seq: r.try_get("last_seq")?,
+                    last_active_at: r.try_get("last_active_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

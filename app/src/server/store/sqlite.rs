@@ -15,7 +15,7 @@ use super::{
     now_millis, parse_kind, Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store,
     StoreError,
 };
-use crate::domain::{Message, RoomId};
+use crate::domain::{Message, RoomId, RoomSummary};
 
 const COLUMNS: &str = "room, seq, id, kind, sender, content, created_at";
 
@@ -112,12 +112,14 @@ impl Store for SqliteStore {
                 created: false,
             });
         }
+        let now = now_millis();
         let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO rooms (name, last_seq) VALUES (?1, 1) \
-             ON CONFLICT (name) DO UPDATE SET last_seq = last_seq + 1 \
+            "INSERT INTO rooms (name, last_seq, last_active_at) VALUES (?1, 1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET last_seq = last_seq + 1, last_active_at = ?2 \
              RETURNING last_seq",
         )
         .bind(new.room.as_str())
+        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         let row = sqlx::query(&format!(
@@ -129,7 +131,7 @@ impl Store for SqliteStore {
         .bind(new.kind.as_str())
         .bind(new.sender.as_str())
         .bind(new.content.as_str())
-        .bind(now_millis())
+        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         let message = decode(&row)?;
@@ -167,6 +169,27 @@ impl Store for SqliteStore {
             .fetch_optional(&self.readers)
             .await?;
         Ok(head.unwrap_or(0))
+    }
+
+    async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, last_seq, last_active_at FROM rooms WHERE name <> ?1 \
+             ORDER BY last_active_at DESC, name LIMIT ?2",
+        )
+        .bind(crate::domain::ANNOUNCEMENTS)
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RoomSummary {
+                    name: r.try_get("name")?,
+                    last_seq: r.try_get("last_seq")?,
+                    last_active_at: r.try_get("last_active_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! Routed pages.
 
-mod chat;
 mod not_found;
+mod room;
 
-pub use chat::ChatPage;
 pub use not_found::NotFound;
+pub use room::RoomPage;

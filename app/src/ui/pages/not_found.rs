@@ -10,7 +10,7 @@ pub fn NotFound() -> impl IntoView {
     view! {
         <main class="not-found">
             <h1>"Page not found"</h1>
-            <p><a href="/">"Back to the chat"</a></p>
+            <p><a href="/r/lobby">"Back to the chat"</a></p>
         </main>
     }
 }

@@ -1,0 +1,172 @@
+//! The scrolling message list: history on demand at the top, day
+//! separators, grouping, the "new messages" divider, pending sends, who is
+//! typing, and the "jump to latest" button. The scroller is a
+//! `column-reverse` flexbox, so it starts at the newest message (even
+//! without JavaScript) and loading older messages above never moves the view.
+
+use leptos::{html, prelude::*};
+
+use super::{
+    message_item::{Clock, MessageItem, PendingItem},
+    timeline::{build_rows, Row},
+    Live, RoomFeed,
+};
+use crate::{
+    api::{older_messages, PAGE_SIZE},
+    browser,
+};
+
+/// Within this many pixels of the newest message counts as "at the bottom".
+const BOTTOM_SLACK: i32 = 40;
+/// Start loading older messages this close to the top.
+const TOP_SLACK: i32 = 200;
+
+#[component]
+pub fn MessageList() -> impl IntoView {
+    let feed = expect_context::<RoomFeed>();
+    let live = expect_context::<Live>();
+    let clock = expect_context::<Clock>().0;
+    let scroller = NodeRef::<html::Div>::new();
+    let room = feed.room.get_value();
+
+    let rows = Memo::new(move |_| {
+        feed.messages.with(|m| {
+            live.announcements.with(|a| build_rows(m, a, feed.divider.get(), clock.get()))
+        })
+    });
+
+    let load_older = move || {
+        if feed.loading_older.get_untracked() || !feed.has_older.get_untracked() {
+            return;
+        }
+        let Some(before) = feed.messages.with_untracked(|m| m.first().map(|m| m.seq)) else {
+            return;
+        };
+        feed.loading_older.set(true);
+        leptos::task::spawn_local(async move {
+            if let Ok(older) = older_messages(feed.room.get_value(), before).await {
+                feed.prepend(older, PAGE_SIZE as usize);
+            }
+            feed.loading_older.set(false);
+        });
+    };
+
+    let on_scroll = move |_| {
+        let Some(el) = scroller.get_untracked() else { return };
+        // In a column-reverse scroller scrollTop is 0 at the bottom and
+        // negative above it.
+        let top = el.scroll_top();
+        let at_bottom = top > -BOTTOM_SLACK;
+        if feed.at_bottom.get_untracked() != at_bottom {
+            feed.at_bottom.set(at_bottom);
+        }
+        if el.scroll_height() - el.client_height() + top < TOP_SLACK {
+            load_older();
+        }
+    };
+
+    let typing = move || {
+        let me = live.me.get();
+        let names: Vec<String> = feed
+            .typing
+            .get()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| *n != me.trim())
+            .collect();
+        match names.as_slice() {
+            [] => String::new(),
+            [one] => format!("{one} is typing…"),
+            [a, b] => format!("{a} and {b} are typing…"),
+            _ => "Several people are typing…".to_owned(),
+        }
+    };
+
+    let jump_label = move || match feed.unread.get() {
+        0 => "Jump to latest ↓".to_owned(),
+        1 => "1 new message ↓".to_owned(),
+        n => format!("{n} new messages ↓"),
+    };
+    let empty = move || feed.messages.with(Vec::is_empty) && feed.pending.with(Vec::is_empty);
+    let start_text = format!("This is the start of #{room}.");
+
+    view! {
+        <div class="scroller" node_ref=scroller on:scroll=on_scroll>
+            <div class="timeline">
+                <div class="history">
+                    <Show
+                        when=move || feed.has_older.get()
+                        fallback=move || view! { <p class="start">{start_text.clone()}</p> }
+                    >
+                        <button
+                            type="button"
+                            class="load-older"
+                            disabled=move || feed.loading_older.get()
+                            on:click=move |_| load_older()
+                        >
+                            {move || {
+                                if feed.loading_older.get() {
+                                    "Loading…"
+                                } else {
+                                    "Load older messages"
+                                }
+                            }}
+                        </button>
+                    </Show>
+                </div>
+                <ol
+                    class="messages"
+                    role="log"
+                    aria-live="polite"
+                    aria-relevant="additions"
+                    aria-label=format!("Messages in {room}")
+                >
+                    <Show when=empty>
+                        <li class="empty">"No messages yet. Say hello!"</li>
+                    </Show>
+                    <For each=move || rows.get() key=Row::key let:row>
+                        {match row {
+                            Row::Day { label, .. } => {
+                                view! {
+                                    <li class="day">
+                                        <span>{label}</span>
+                                    </li>
+                                }
+                                    .into_any()
+                            }
+                            Row::Divider => {
+                                view! {
+                                    <li class="divider">
+                                        <span>"New messages"</span>
+                                    </li>
+                                }
+                                    .into_any()
+                            }
+                            Row::Message { message, grouped } => {
+                                view! { <MessageItem message grouped /> }.into_any()
+                            }
+                        }}
+                    </For>
+                    <For
+                        each=move || feed.pending.get()
+                        key=|p| (p.id, p.error.clone())
+                        let:pending
+                    >
+                        <PendingItem pending />
+                    </For>
+                </ol>
+                <p class="typing" aria-live="polite">
+                    {typing}
+                </p>
+            </div>
+        </div>
+        <button
+            type="button"
+            class="jump"
+            class:visible=move || !feed.at_bottom.get()
+            on:click=move |_| browser::scroll_to_latest()
+        >
+            {jump_label}
+        </button>
+    }
+}

@@ -1,0 +1,174 @@
+//! The room page, `/r/:room`: rendered completely on the server with the
+//! latest messages, then hydrated for live updates, presence, typing,
+//! history on scroll and no-reload posting.
+
+use std::time::Duration;
+
+use leptos::{ev, prelude::*};
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::{
+    api::{load_room, ApiError, RoomSnapshot, PAGE_SIZE},
+    browser,
+    ui::{
+        composer::{Composer, Hydrated},
+        conn_status::ConnStatus,
+        message_list::MessageList,
+        presence_bar::PresenceBar,
+        room_list::{RoomList, Seen},
+        Live, RoomFeed,
+    },
+};
+
+#[component]
+pub fn RoomPage() -> impl IntoView {
+    let params = use_params_map();
+    let room = move || params.read().get("room").unwrap_or_default();
+    let snapshot = Resource::new(room, load_room);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading messages…"</p> }>
+            <ErrorBoundary fallback=|errors| {
+                view! {
+                    <main class="load-error">
+                        <h1>"This room could not be opened"</h1>
+                        <ul>
+                            {move || {
+                                errors
+                                    .get()
+                                    .into_iter()
+                                    .map(|(_, e)| view! { <li>{e.to_string()}</li> })
+                                    .collect_view()
+                            }}
+                        </ul>
+                        <p>
+                            <a href="/r/lobby">"Go to #lobby"</a>
+                        </p>
+                    </main>
+                }
+            }>
+                {move || Suspend::new(async move {
+                    snapshot.await.map(|snapshot| view! { <ChatRoom snapshot /> })
+                })}
+            </ErrorBoundary>
+        </Suspense>
+    }
+}
+
+#[component]
+fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
+    let live = expect_context::<Live>();
+    let hydrated = expect_context::<Hydrated>().0;
+    let seen = expect_context::<Seen>().0;
+    let query = use_query_map();
+    let (initial_error, initial_draft) = query.with_untracked(|q| {
+        let draft = q.get("draft").unwrap_or_default();
+        let error = q
+            .get("error")
+            .and_then(|code| ApiError::from_code(&code, &draft))
+            .map(|e| e.to_string());
+        (error, draft)
+    });
+    let room = snapshot.room.clone();
+    let has_older = snapshot.messages.len() >= PAGE_SIZE as usize
+        && snapshot.messages.first().is_some_and(|m| m.seq > 1);
+    let feed = RoomFeed::new(snapshot.room.clone(), snapshot.messages, has_older);
+    provide_context(feed);
+    for a in snapshot.announcements {
+        live.add_announcement(a);
+    }
+    if let Some(me) = snapshot.me {
+        if live.me.with_untracked(String::is_empty) {
+            live.me.set(me);
+        }
+    }
+
+    // Browser only (effects do not run on the server).
+    Effect::new(move |_| {
+        live.enter(feed);
+        let typing = set_interval_with_handle(
+            move || {
+                if let Some((now, _)) = browser::clock() {
+                    feed.prune_typing(now);
+                }
+            },
+            Duration::from_secs(1),
+        );
+        on_cleanup(move || {
+            if let Ok(h) = typing {
+                h.clear();
+            }
+        });
+    });
+    {
+        let room = room.clone();
+        on_cleanup(move || live.leave(&room));
+    }
+    // Reading the newest message with the tab visible: caught up.
+    {
+        let room = room.clone();
+        Effect::new(move |_| {
+            if feed.at_bottom.get() && !live.hidden.get() {
+                let last = feed.messages.with(|m| m.last().map_or(0, |m| m.seq));
+                feed.caught_up();
+                if seen.with_untracked(|s| s.get(&room) != Some(&last)) {
+                    seen.update(|s| {
+                        s.insert(room.clone(), last);
+                    });
+                    browser::save_seen(&seen.get_untracked());
+                }
+            }
+        });
+    }
+
+    let menu_open = RwSignal::new(false);
+    let escape = window_event_listener(ev::keydown, move |e| {
+        if e.key() == "Escape" && menu_open.get_untracked() {
+            menu_open.set(false);
+        }
+    });
+    on_cleanup(move || escape.remove());
+
+    let title = {
+        let room = room.clone();
+        move || match feed.unread.get() {
+            0 => format!("#{room} · Chat"),
+            n => format!("({n}) #{room} · Chat"),
+        }
+    };
+    view! {
+        <Title text=title />
+        <div class="layout">
+            <a class="skip" href="#content">
+                "Skip to the message box"
+            </a>
+            <RoomList current=room.clone() open=menu_open />
+            <main
+                class="chat"
+                data-room=room.clone()
+                data-hydrated=move || hydrated.get().to_string()
+                data-ready=move || feed.ready.get().to_string()
+            >
+                <header class="topbar">
+                    <button
+                        type="button"
+                        class="menu"
+                        aria-controls="rooms"
+                        aria-expanded=move || menu_open.get().to_string()
+                        on:click=move |_| menu_open.update(|o| *o = !*o)
+                    >
+                        "Rooms"
+                    </button>
+                    <h1>
+                        <span aria-hidden="true">"#"</span>
+                        {room.clone()}
+                    </h1>
+                    <PresenceBar />
+                    <ConnStatus />
+                </header>
+                <MessageList />
+                <Composer initial_error initial_draft form_id=snapshot.form_id />
+            </main>
+        </div>
+    }
+}
