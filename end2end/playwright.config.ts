@@ -11,7 +11,36 @@ const serverBin = process.env.SERVER_BIN ?? path.join(targetDir, 'release', 'ser
 const siteRoot = process.env.SITE_ROOT ?? path.resolve(__dirname, '..', 'target', 'site');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chat-e2e-'));
 
+const pgUrl = process.env.E2E_PG_URL;
+if (pgUrl) {
+  process.env.E2E_PG_URL_A = `http://127.0.0.1:${port + 1}`;
+  process.env.E2E_PG_URL_B = `http://127.0.0.1:${port + 2}`;
+} else if (process.env.CI) {
+  throw new Error('E2E_PG_URL must be set in CI (scripts/test sets it)');
+}
+
+function server(p: number, databaseUrl: string) {
+  return {
+    command: serverBin,
+    url: `http://127.0.0.1:${p}/health`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'ignore' as const,
+    stderr: 'pipe' as const,
+    env: {
+      LEPTOS_SITE_ADDR: `127.0.0.1:${p}`,
+      LEPTOS_SITE_ROOT: siteRoot,
+      DATABASE_URL: databaseUrl,
+      BROADCAST_MIN_SECS: '1',
+      BROADCAST_MAX_SECS: '2',
+      SHUTDOWN_DRAIN_SECS: '0',
+      RUST_LOG: 'warn',
+    },
+  };
+}
+
 export const chromiumArgs = [
+
   '--no-sandbox',
   '--disable-gpu',
   '--disable-dev-shm-usage',
@@ -37,20 +66,11 @@ export default defineConfig({
       args: chromiumArgs,
     },
   },
-  webServer: {
-    command: serverBin,
-    url: `${baseURL}/health`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: 'ignore',
-    stderr: 'pipe',
-    env: {
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-      LEPTOS_SITE_ROOT: siteRoot,
-      DATABASE_URL: `sqlite://${dataDir}/e2e.db`,
-      BROADCAST_MIN_SECS: '1',
-      BROADCAST_MAX_SECS: '2',
-      RUST_LOG: 'warn',
-    },
-  },
+  webServer: [
+    server(port, `sqlite://${dataDir}/e2e.db`),
+    // Two instances on one PostgreSQL database, for the cross-instance
+    // journeys (scripts/test creates the database and sets E2E_PG_URL).
+    ...(pgUrl ? [server(port + 1, pgUrl), server(port + 2, pgUrl)] : []),
+  ],
 });
+

@@ -5,11 +5,12 @@ export function uniq(label: string): string {
   return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** Opens the chat and waits until it is hydrated and the live stream is ready. */
-export async function openChat(page: Page, name?: string): Promise<void> {
+/** Opens a room (the lobby by default) and waits until it is hydrated and live. */
+export async function openChat(page: Page, name?: string, room?: string): Promise<void> {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto('/');
+  await page.goto(room ? `/r/${room}` : '/');
+
   await expect(page.locator('main.chat')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live');
   if (name !== undefined) {
@@ -37,4 +38,20 @@ export async function newPage(browser: Browser, options = {}): Promise<{ context
   const context = await browser.newContext(options);
   const page = await context.newPage();
   return { context, page };
+}
+
+export function messageBox(page: Page) {
+  return page.getByRole('textbox', { name: 'Message', exact: true });
+}
+
+/** Posts through the JSON API (as another person would). */
+export async function apiPost(page: Page, room: string, sender: string, content: string): Promise<void> {
+  const res = await page.request.post('/api/messages', { data: { room, sender, content } });
+  expect(res.status()).toBe(201);
+}
+
+/** Waits until the room page on screen is live again (after navigating). */
+export async function waitLive(page: Page, room: string): Promise<void> {
+  await expect(page.locator(`main.chat[data-room="${room}"]`)).toHaveAttribute('data-ready', 'true');
+  await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live');
 }

@@ -9,7 +9,8 @@ test('without JavaScript the form still posts and the page comes back with the m
   const text = uniq('posted-without-js');
   await page.getByRole('textbox', { name: 'Message', exact: true }).fill(text);
   await page.getByRole('button', { name: 'Send' }).click();
-  await page.waitForURL((url) => url.pathname === '/');
+  await page.waitForURL((url) => url.pathname === '/r/lobby' && url.search === '');
+
   await expect(page.locator('li.msg .body', { hasText: text })).toHaveCount(1);
   await expect(page.locator('li.msg', { hasText: text })).toHaveClass(/own/);
   await expect(page.getByLabel('Name')).toHaveValue('nojs-user');

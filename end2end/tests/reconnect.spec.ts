@@ -2,6 +2,9 @@ import { test, expect, type WebSocketRoute } from '@playwright/test';
 import { confirmed, openChat, uniq } from './helpers';
 
 test('after the WebSocket is cut, messages posted meanwhile appear exactly once, in order', async ({ page, request }) => {
+  // Reconnects back off exponentially (up to 15 s, with jitter) while the
+  // network is down; give the slowest schedule room.
+  test.setTimeout(60_000);
   let allow = true;
   const routes: WebSocketRoute[] = [];
   await page.routeWebSocket(/\/ws/, (ws) => {
@@ -29,7 +32,8 @@ test('after the WebSocket is cut, messages posted meanwhile appear exactly once,
 
   // Back online: the client resumes from its last seq.
   allow = true;
-  await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live', { timeout: 20_000 });
+  await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live', { timeout: 40_000 });
+
   for (const t of texts) await expect(confirmed(page, t)).toHaveCount(1);
   const bodies = await page.locator('li.msg .body').allTextContents();
   const positions = texts.map((t) => bodies.indexOf(t));

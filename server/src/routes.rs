@@ -197,7 +197,11 @@ pub async fn create_form(
 
 /// `GET /`: the lobby.
 pub async fn home() -> Response {
-    (StatusCode::FOUND, [(axum::http::header::LOCATION, "/r/lobby")]).into_response()
+    (
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, "/r/lobby")],
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

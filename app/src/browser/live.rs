@@ -20,15 +20,20 @@ pub fn start(live: Live) {
     leptos::task::spawn_local(async move {
         let mut failures: u32 = 0;
         loop {
-            live.conn.set(if failures == 0 { ConnState::Connecting } else { ConnState::Reconnecting });
+            live.conn.set(if failures == 0 {
+                ConnState::Connecting
+            } else {
+                ConnState::Reconnecting
+            });
             if run_once(live).await {
                 failures = 0;
             }
             failures = failures.saturating_add(1);
             live.conn.set(ConnState::Reconnecting);
-            if let Some(feed) = live.current.get_value() {
+            if let Some((feed, _)) = live.current_room() {
                 feed.ready.set(false);
             }
+
             gloo_timers::future::sleep(backoff(failures)).await;
         }
     });
@@ -37,14 +42,23 @@ pub fn start(live: Live) {
 /// One connection's life. Returns whether it got as far as `ready` (then the
 /// backoff starts again from the bottom).
 async fn run_once(live: Live) -> bool {
-    let Some(url) = url(live.last_announcement()) else { return false };
-    let Ok(ws) = WebSocket::open(&url) else { return false };
+    let Some(url) = url(live.last_announcement()) else {
+        return false;
+    };
+    let Ok(ws) = WebSocket::open(&url) else {
+        return false;
+    };
     let (mut sink, mut stream) = ws.split();
     let (tx, mut outbox) = mpsc::unbounded::<ClientFrame>();
     // Who we are, and the room on screen (resuming after what we have).
-    let _ = tx.unbounded_send(ClientFrame::Hello { name: live.me.get_untracked() });
-    if let Some(feed) = live.current.get_value() {
-        let _ = tx.unbounded_send(ClientFrame::Subscribe { room: feed.room.get_value(), after: Some(feed.last_seq()) });
+    let _ = tx.unbounded_send(ClientFrame::Hello {
+        name: live.me.get_untracked(),
+    });
+    if let Some((feed, room)) = live.current_room() {
+        let _ = tx.unbounded_send(ClientFrame::Subscribe {
+            room,
+            after: Some(feed.last_seq()),
+        });
     }
     live.outbox.set_value(Some(tx));
     let mut was_ready = false;
@@ -82,7 +96,9 @@ fn dispatch(live: Live, text: &str, was_ready: &mut bool) {
         ServerFrame::Message(m) if m.room == ANNOUNCEMENTS => live.add_announcement(m),
         ServerFrame::Message(m) => {
             if let Some(feed) = live.feed(&m.room) {
-                let away = live.hidden.get_untracked() || !feed.at_bottom.get_untracked();
+                let at_bottom = feed.at_bottom.try_get_untracked().unwrap_or(true);
+                let away = live.hidden.get_untracked() || !at_bottom;
+
                 feed.confirm(m, &live.me.get_untracked(), away);
             }
         }
@@ -111,9 +127,15 @@ fn dispatch(live: Live, text: &str, was_ready: &mut bool) {
 
 fn url(after: i64) -> Option<String> {
     let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
     let host = location.host().ok()?;
-    Some(format!("{scheme}://{host}/ws?room={ANNOUNCEMENTS}&after={after}"))
+    Some(format!(
+        "{scheme}://{host}/ws?room={ANNOUNCEMENTS}&after={after}"
+    ))
 }
 
 /// 0.5 s, 1 s, 2 s … capped at 15 s, each times a random factor in [0.5, 1.5)

@@ -31,7 +31,22 @@ pub fn scroll_to_latest() {
     }
 }
 
+/// Moves keyboard focus to the message box.
+pub fn focus_composer() {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        if let Some(el) = document()
+            .get_element_by_id("content")
+            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let _ = el.focus();
+        }
+    }
+}
+
 /// Keeps `hidden` in step with the tab's visibility.
+
 pub fn watch_visibility(hidden: RwSignal<bool>) {
     #[cfg(feature = "hydrate")]
     {

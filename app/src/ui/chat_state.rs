@@ -72,33 +72,57 @@ impl Live {
         });
     }
 
-    /// The feed of `room` if it is on screen.
+    /// The feed of `room` if it is on screen. A feed's signals are disposed
+    /// with its page, so every access here is a `try_`.
     pub fn feed(&self, room: &str) -> Option<RoomFeed> {
-        self.current.get_value().filter(|f| f.room.with_value(|r| r == room))
+        self.current
+            .get_value()
+            .filter(|f| f.room.try_with_value(|r| r == room).unwrap_or(false))
     }
 
-    /// A room page came on screen: follow it on the socket.
+    /// The room on screen, if its page is still alive.
+    pub fn current_room(&self) -> Option<(RoomFeed, String)> {
+        let feed = self.current.get_value()?;
+        let room = feed.room.try_get_value()?;
+        Some((feed, room))
+    }
+
+    /// A room page came on screen: follow it on the socket. (Pages of two
+    /// rooms may overlap briefly while the router swaps them.)
     pub fn enter(&self, feed: RoomFeed) {
-        let previous = self.current.get_value();
-        if let Some(prev) = previous {
-            if prev.room.get_value() != feed.room.get_value() {
-                self.send(ClientFrame::Unsubscribe { room: prev.room.get_value() });
+        let Some(room) = feed.room.try_get_value() else {
+            return;
+        };
+        if let Some((_, prev)) = self.current_room() {
+            if prev != room {
+                self.send(ClientFrame::Unsubscribe { room: prev });
             }
         }
         self.current.set_value(Some(feed));
-        self.send(ClientFrame::Subscribe { room: feed.room.get_value(), after: Some(feed.last_seq()) });
+        self.send(ClientFrame::Subscribe {
+            room,
+            after: Some(feed.last_seq()),
+        });
     }
 
     /// The room page left the screen.
     pub fn leave(&self, room: &str) {
-        if self.feed(room).is_some() {
+        let leaving = self.current.with_value(|c| {
+            c.is_some_and(|f| f.room.try_with_value(|r| r == room).unwrap_or(true))
+        });
+        if leaving {
             self.current.set_value(None);
-            self.send(ClientFrame::Unsubscribe { room: room.to_owned() });
+        }
+        if self.current_room().is_none_or(|(_, r)| r != room) {
+            self.send(ClientFrame::Unsubscribe {
+                room: room.to_owned(),
+            });
         }
     }
 
     pub fn last_announcement(&self) -> i64 {
-        self.announcements.with_untracked(|a| a.last().map_or(0, |m| m.seq))
+        self.announcements
+            .with_untracked(|a| a.last().map_or(0, |m| m.seq))
     }
 
     pub fn add_announcement(&self, message: Message) {
@@ -116,6 +140,8 @@ impl Live {
 #[derive(Clone, Copy)]
 pub struct RoomFeed {
     pub room: StoredValue<String>,
+    /// Announcements that came with the page (the live ones are in [`Live`]).
+    pub announcements: StoredValue<Vec<Message>>,
     pub messages: RwSignal<Vec<Message>>,
     pub pending: RwSignal<Vec<Pending>>,
     /// Names (sorted) and the number of people here now.
@@ -135,9 +161,16 @@ pub struct RoomFeed {
 }
 
 impl RoomFeed {
-    pub fn new(room: String, messages: Vec<Message>, has_older: bool) -> Self {
+    pub fn new(
+        room: String,
+        messages: Vec<Message>,
+        announcements: Vec<Message>,
+        has_older: bool,
+    ) -> Self {
         Self {
             room: StoredValue::new(room),
+            announcements: StoredValue::new(announcements),
+
             messages: RwSignal::new(messages),
             pending: RwSignal::new(Vec::new()),
             presence: RwSignal::new((Vec::new(), 0)),
@@ -153,7 +186,9 @@ impl RoomFeed {
 
     /// The highest seq this page has (0 for none).
     pub fn last_seq(&self) -> i64 {
-        self.messages.with_untracked(|m| m.last().map_or(0, |m| m.seq))
+        self.messages
+            .try_with_untracked(|m| m.last().map_or(0, |m| m.seq))
+            .unwrap_or(0)
     }
 
     /// Adds a confirmed message (from the server function's answer or the
@@ -167,10 +202,11 @@ impl RoomFeed {
         let mut added = false;
         self.messages.update(|list| added = merge(list, message));
         self.pending.update(|p| p.retain(|p| p.id != id));
-        self.typing.update(|t| t.retain(|(name, _)| *name != sender));
+        self.typing
+            .update(|t| t.retain(|(name, _)| *name != sender));
         if added && from_other && away {
             self.unread.update(|n| *n += 1);
-            if self.divider.get_untracked().is_none() {
+            if self.divider.try_get_untracked().flatten().is_none() {
                 self.divider.set(Some(seq));
             }
         }
@@ -205,8 +241,12 @@ impl RoomFeed {
 
     /// Drops expired typing signals (called every second).
     pub fn prune_typing(&self, now_ms: i64) {
-        if self.typing.with_untracked(|t| t.iter().any(|(_, until)| *until <= now_ms)) {
-            self.typing.update(|t| t.retain(|(_, until)| *until > now_ms));
+        if self
+            .typing
+            .with_untracked(|t| t.iter().any(|(_, until)| *until <= now_ms))
+        {
+            self.typing
+                .update(|t| t.retain(|(_, until)| *until > now_ms));
         }
     }
 
@@ -258,7 +298,10 @@ mod tests {
         assert!(merge(&mut list, msg(2)));
         assert!(!merge(&mut list, msg(3)));
         assert!(merge(&mut list, msg(5)));
-        assert_eq!(list.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3, 5]);
+        assert_eq!(
+            list.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 5]
+        );
     }
 
     #[test]

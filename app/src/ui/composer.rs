@@ -45,8 +45,8 @@ pub fn Composer(
     let send = move || {
         let sender = live.me.get_untracked();
         let content = draft.get_untracked();
-        let checked = SenderName::parse(&sender)
-            .and_then(|s| MessageBody::parse(&content).map(|c| (s, c)));
+        let checked =
+            SenderName::parse(&sender).and_then(|s| MessageBody::parse(&content).map(|c| (s, c)));
         match checked {
             Err(e) => error.set(Some(e.to_string())),
             Ok((sender, content)) => {
@@ -82,9 +82,13 @@ pub fn Composer(
     let on_input = move |ev: ev::Event| {
         draft.set(event_target_value(&ev));
         let now = browser::clock().map_or(0, |(now, _)| now);
-        if now - last_typing.get_value() >= TYPING_EVERY_MS && !live.me.with_untracked(|m| m.trim().is_empty()) {
+        if now - last_typing.get_value() >= TYPING_EVERY_MS
+            && !live.me.with_untracked(|m| m.trim().is_empty())
+        {
             last_typing.set_value(now);
-            live.send(ClientFrame::Typing { room: feed.room.get_value() });
+            live.send(ClientFrame::Typing {
+                room: feed.room.get_value(),
+            });
         }
     };
 

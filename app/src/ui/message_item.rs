@@ -23,8 +23,11 @@ pub fn MessageItem(message: Message, grouped: bool) -> impl IntoView {
     let label = move || time_label(created_at, clock.get());
     let title = move || full_time(created_at, clock.get());
     let broadcast = message.kind == MessageKind::Broadcast;
-    let sender_label =
-        if broadcast { format!("📣 {}", message.sender) } else { message.sender.clone() };
+    let sender_label = if broadcast {
+        format!("📣 {}", message.sender)
+    } else {
+        message.sender.clone()
+    };
     view! {
         <li
             class="msg"
@@ -128,10 +131,22 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
         let ms = |d: DateTime<Utc>| d.timestamp_millis();
         assert_eq!(time_label(at, None), "10:00 UTC");
-        assert_eq!(time_label(at, Some((ms(at + Duration::seconds(20)), 0))), "just now");
-        assert_eq!(time_label(at, Some((ms(at + Duration::minutes(5)), 0))), "5 min ago");
+        assert_eq!(
+            time_label(at, Some((ms(at + Duration::seconds(20)), 0))),
+            "just now"
+        );
+        assert_eq!(
+            time_label(at, Some((ms(at + Duration::minutes(5)), 0))),
+            "5 min ago"
+        );
         // Tokyo is UTC+9: 10:00 UTC is 19:00 there, same local day.
-        assert_eq!(time_label(at, Some((ms(at + Duration::hours(2)), 540))), "19:00");
-        assert_eq!(time_label(at, Some((ms(at + Duration::days(3)), 540))), "Nov 24, 19:00");
+        assert_eq!(
+            time_label(at, Some((ms(at + Duration::hours(2)), 540))),
+            "19:00"
+        );
+        assert_eq!(
+            time_label(at, Some((ms(at + Duration::days(3)), 540))),
+            "Nov 24, 19:00"
+        );
     }
 }

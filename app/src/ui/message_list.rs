@@ -7,6 +7,7 @@
 use leptos::{html, prelude::*};
 
 use super::{
+    chat_state::merge,
     message_item::{Clock, MessageItem, PendingItem},
     timeline::{build_rows, Row},
     Live, RoomFeed,
@@ -29,10 +30,18 @@ pub fn MessageList() -> impl IntoView {
     let scroller = NodeRef::<html::Div>::new();
     let room = feed.room.get_value();
 
+    // The page's own announcements plus the live ones, once each.
     let rows = Memo::new(move |_| {
-        feed.messages.with(|m| {
-            live.announcements.with(|a| build_rows(m, a, feed.divider.get(), clock.get()))
-        })
+        let mut announcements = feed.announcements.try_get_value().unwrap_or_default();
+        live.announcements.with(|live| {
+            for a in live {
+                merge(&mut announcements, a.clone());
+            }
+        });
+        let divider = feed.divider.try_get().flatten();
+        feed.messages
+            .try_with(|m| build_rows(m, &announcements, divider, clock.get()))
+            .unwrap_or_default()
     });
 
     let load_older = move || {
@@ -52,7 +61,9 @@ pub fn MessageList() -> impl IntoView {
     };
 
     let on_scroll = move |_| {
-        let Some(el) = scroller.get_untracked() else { return };
+        let Some(el) = scroller.get_untracked() else {
+            return;
+        };
         // In a column-reverse scroller scrollTop is 0 at the bottom and
         // negative above it.
         let top = el.scroll_top();
@@ -114,13 +125,14 @@ pub fn MessageList() -> impl IntoView {
                         </button>
                     </Show>
                 </div>
-                <ol
-                    class="messages"
+                <div
+                    class="log"
                     role="log"
                     aria-live="polite"
                     aria-relevant="additions"
                     aria-label=format!("Messages in {room}")
                 >
+                <ol class="messages">
                     <Show when=empty>
                         <li class="empty">"No messages yet. Say hello!"</li>
                     </Show>
@@ -155,6 +167,8 @@ pub fn MessageList() -> impl IntoView {
                         <PendingItem pending />
                     </For>
                 </ol>
+                </div>
+
                 <p class="typing" aria-live="polite">
                     {typing}
                 </p>

@@ -5,9 +5,9 @@ mod composer;
 mod conn_status;
 mod message_item;
 mod message_list;
+pub mod pages;
 mod presence_bar;
 mod room_list;
-pub mod pages;
 pub mod text;
 pub mod timeline;
 
@@ -25,7 +25,7 @@ use leptos_router::{
 use crate::browser;
 use composer::Hydrated;
 use message_item::Clock;
-use room_list::Seen;
+use room_list::{MenuOpen, RoomList, Seen};
 
 /// The HTML document around the app (server side only).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -56,16 +56,28 @@ pub fn App() -> impl IntoView {
     let clock = Clock(RwSignal::new(None));
     let hydrated = RwSignal::new(false);
     let seen = Seen(RwSignal::new(HashMap::new()));
+    let menu_open = RwSignal::new(false);
+    provide_context(MenuOpen(menu_open));
     provide_context(live);
     provide_context(clock);
     provide_context(Hydrated(hydrated));
     provide_context(seen);
 
+    let escape = window_event_listener(leptos::ev::keydown, move |e| {
+        if e.key() == "Escape" && menu_open.get_untracked() {
+            menu_open.set(false);
+        }
+    });
+    on_cleanup(move || escape.remove());
+
     // Browser only: one live connection for the whole page.
     Effect::new(move |_| {
         hydrated.set(true);
         clock.0.set(browser::clock());
-        set_interval(move || clock.0.set(browser::clock()), Duration::from_secs(30));
+        set_interval(
+            move || clock.0.set(browser::clock()),
+            Duration::from_secs(30),
+        );
         seen.0.set(browser::load_seen());
         browser::watch_visibility(live.hidden);
         browser::start_live(live);
@@ -77,9 +89,22 @@ pub fn App() -> impl IntoView {
         <Meta name="color-scheme" content="light dark" />
         <Meta name="description" content="A small real-time chat" />
         <Router>
-            <Routes fallback=pages::NotFound>
-                <Route path=path!("/r/:room") view=pages::RoomPage ssr=SsrMode::Async />
-            </Routes>
+            <div class="layout">
+                <a
+                    class="skip"
+                    href="#content"
+                    on:click=move |e| {
+                        e.prevent_default();
+                        browser::focus_composer();
+                    }
+                >
+                    "Skip to the message box"
+                </a>
+                <RoomList />
+                <Routes fallback=pages::NotFound>
+                    <Route path=path!("/r/:room") view=pages::RoomPage ssr=SsrMode::Async />
+                </Routes>
+            </div>
         </Router>
     }
 }

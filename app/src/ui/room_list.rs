@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 
 use leptos::{ev, prelude::*};
-use leptos_router::{components::A, hooks::use_navigate};
+use leptos_router::{
+    components::A,
+    hooks::{use_location, use_navigate},
+};
 
 use crate::{
     api::list_rooms,
@@ -16,14 +19,32 @@ use crate::{
 #[derive(Clone, Copy)]
 pub struct Seen(pub RwSignal<HashMap<String, i64>>);
 
+/// Whether the room list drawer is open (phones).
+#[derive(Clone, Copy)]
+pub struct MenuOpen(pub RwSignal<bool>);
+
 /// How often the room list refreshes itself.
 const REFRESH_MS: u64 = 15_000;
 
+/// The room in a `/r/:room` path.
+fn room_of(path: &str) -> String {
+    path.strip_prefix("/r/")
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Lives beside the routes (not inside a room page), so it stays put while
+/// the reader switches rooms.
 #[component]
-pub fn RoomList(current: String, open: RwSignal<bool>) -> impl IntoView {
+pub fn RoomList() -> impl IntoView {
     let seen = expect_context::<Seen>().0;
+    let open = expect_context::<MenuOpen>().0;
+    let location = use_location();
+    let current = Memo::new(move |_| room_of(&location.pathname.get()));
     let refresh = RwSignal::new(0u32);
-    let rooms = Resource::new(move || refresh.get(), |_| list_rooms());
+    let rooms = Resource::new(move || (refresh.get(), current.get()), |_| list_rooms());
+
     Effect::new(move |_| {
         let handle = set_interval_with_handle(
             move || refresh.update(|n| *n += 1),
@@ -53,12 +74,12 @@ pub fn RoomList(current: String, open: RwSignal<bool>) -> impl IntoView {
         }
     };
 
-    let current_for_list = current.clone();
     let list = move |rooms: Vec<RoomSummary>| {
-        let current = current_for_list.clone();
+        let here = current.get_untracked();
         let mut rooms = rooms;
-        for must in [DEFAULT_ROOM, current.as_str()] {
-            if !rooms.iter().any(|r| r.name == must) {
+
+        for must in [DEFAULT_ROOM, here.as_str()] {
+            if !must.is_empty() && !rooms.iter().any(|r| r.name == must) {
                 rooms.push(RoomSummary {
                     name: must.to_owned(),
                     last_seq: 0,
@@ -73,15 +94,15 @@ pub fn RoomList(current: String, open: RwSignal<bool>) -> impl IntoView {
                     .into_iter()
                     .map(|r| {
                         // <A> marks the current room with aria-current itself.
-                        let is_current = r.name == current;
                         let name = r.name.clone();
                         let last_seq = r.last_seq;
                         let unread = Signal::derive(move || {
-                            if is_current {
+                            if current.with(|c| *c == name) {
                                 return 0;
                             }
                             seen.with(|s| s.get(&name).map_or(0, |last| (last_seq - last).max(0)))
                         });
+
                         let label = {
                             let name = r.name.clone();
                             move || match unread.get() {

@@ -16,11 +16,18 @@ pub fn segments(text: &str) -> Vec<Segment<'_>> {
     let mut rest = text;
     while let Some(start) = find_link(rest) {
         let tail = &rest[start..];
-        let end = tail.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '「' | '」' | '、' | '。')).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '<' | '>' | '"' | '「' | '」' | '、' | '。')
+            })
+            .unwrap_or(tail.len());
         let mut link = &tail[..end];
         while let Some(last) = link.chars().last() {
-            let unbalanced_paren = last == ')' && link.matches('(').count() < link.matches(')').count();
-            if matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}') || unbalanced_paren {
+            let unbalanced_paren =
+                last == ')' && link.matches('(').count() < link.matches(')').count();
+            if matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}')
+                || unbalanced_paren
+            {
                 link = &link[..link.len() - last.len_utf8()];
             } else {
                 break;
@@ -79,7 +86,11 @@ mod tests {
         assert_eq!(segments("no links here"), [Text("no links here")]);
         assert_eq!(
             segments("see https://example.com/a?b=c. ok"),
-            [Text("see "), Link("https://example.com/a?b=c"), Text(". ok")]
+            [
+                Text("see "),
+                Link("https://example.com/a?b=c"),
+                Text(". ok")
+            ]
         );
         assert_eq!(
             segments("(http://x.io/wiki/Foo_(bar)) と https://例え.jp/パス。"),
@@ -95,8 +106,17 @@ mod tests {
 
     #[test]
     fn only_http_and_https() {
-        assert_eq!(segments("javascript:alert(1)"), [Text("javascript:alert(1)")]);
-        assert_eq!(segments("ftp://x.io data:text/html,hi"), [Text("ftp://x.io data:text/html,hi")]);
-        assert_eq!(segments("https:// alone"), [Text("https://"), Text(" alone")]);
+        assert_eq!(
+            segments("javascript:alert(1)"),
+            [Text("javascript:alert(1)")]
+        );
+        assert_eq!(
+            segments("ftp://x.io data:text/html,hi"),
+            [Text("ftp://x.io data:text/html,hi")]
+        );
+        assert_eq!(
+            segments("https:// alone"),
+            [Text("https://"), Text(" alone")]
+        );
     }
 }

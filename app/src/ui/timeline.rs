@@ -62,7 +62,10 @@ pub fn build_rows(
         .and_then(|(now, _)| DateTime::from_timestamp_millis(now))
         .map(|now| local_date(now, offset));
     let since = messages.first().map(|m| m.created_at);
-    let mut extra = announcements.iter().filter(|a| since.is_none_or(|s| a.created_at >= s)).peekable();
+    let mut extra = announcements
+        .iter()
+        .filter(|a| since.is_none_or(|s| a.created_at >= s))
+        .peekable();
 
     let mut merged: Vec<&Message> = Vec::with_capacity(messages.len() + announcements.len());
     for m in messages {
@@ -80,7 +83,10 @@ pub fn build_rows(
         let day = local_date(m.created_at, offset);
         let mut breaks = false;
         if last_day != Some(day) {
-            rows.push(Row::Day { date: day, label: day_label(day, today) });
+            rows.push(Row::Day {
+                date: day,
+                label: day_label(day, today),
+            });
             last_day = Some(day);
             breaks = true;
         }
@@ -95,7 +101,10 @@ pub fn build_rows(
                     && p.sender == m.sender
                     && m.created_at - p.created_at < GROUP_WINDOW
             });
-        rows.push(Row::Message { message: m.clone(), grouped });
+        rows.push(Row::Message {
+            message: m.clone(),
+            grouped,
+        });
         prev = Some(m);
     }
     rows
@@ -111,7 +120,11 @@ mod tests {
             room: room.into(),
             seq,
             id: uuid::Uuid::from_u128(seq as u128 + if room == "lobby" { 0 } else { 1000 }),
-            kind: if room == "announcements" { MessageKind::Broadcast } else { MessageKind::User },
+            kind: if room == "announcements" {
+                MessageKind::Broadcast
+            } else {
+                MessageKind::User
+            },
             sender: sender.into(),
             content: format!("m{seq}"),
             created_at: at,
@@ -168,7 +181,12 @@ mod tests {
     fn local_dates_follow_the_offset() {
         // 23:30 UTC is already tomorrow in Tokyo (UTC+9).
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 23, 30, 0).unwrap();
-        let rows = build_rows(&[msg("lobby", 1, "a", at)], &[], None, Some((at.timestamp_millis(), 540)));
+        let rows = build_rows(
+            &[msg("lobby", 1, "a", at)],
+            &[],
+            None,
+            Some((at.timestamp_millis(), 540)),
+        );
         assert_eq!(summary(&rows), ["[Today]", "m1"]);
         let rows = build_rows(&[msg("lobby", 1, "a", at)], &[], None, None);
         assert_eq!(summary(&rows), ["[Monday, November 23, 2026]", "m1"]);

@@ -168,18 +168,36 @@ both_backends!(
         assert!(html.contains(r#"action="/api/post_message""#));
         let missing = app.http.get(app.url("/no/such/page")).send().await.unwrap();
         assert_eq!(missing.status(), 404);
-        let bad_room = app.http.get(app.url("/r/Not%20A%20Room")).send().await.unwrap();
+        let bad_room = app
+            .http
+            .get(app.url("/r/Not%20A%20Room"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(bad_room.status(), 404);
         assert!(bad_room.text().await.unwrap().contains("Room names are"));
         // Other rooms render too; the join form without JS redirects there.
-        let res = app.http.get(app.url("/join?room=General")).send().await.unwrap();
+        let res = app
+            .http
+            .get(app.url("/join?room=General"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.headers()["location"], "/r/general");
-        let res = app.http.get(app.url("/join?room=no%20way")).send().await.unwrap();
+        let res = app
+            .http
+            .get(app.url("/join?room=no%20way"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.headers()["location"], "/r/lobby?error=room");
         let res = app.http.get(app.url("/r/general")).send().await.unwrap();
         assert_eq!(res.status(), 200);
-        assert!(res.text().await.unwrap().contains("This is the start of #general."));
-
+        assert!(res
+            .text()
+            .await
+            .unwrap()
+            .contains("This is the start of #general."));
     }
 );
 

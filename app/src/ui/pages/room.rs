@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use leptos::{ev, prelude::*};
+use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -16,7 +16,7 @@ use crate::{
         conn_status::ConnStatus,
         message_list::MessageList,
         presence_bar::PresenceBar,
-        room_list::{RoomList, Seen},
+        room_list::{MenuOpen, Seen},
         Live, RoomFeed,
     },
 };
@@ -72,11 +72,14 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     let room = snapshot.room.clone();
     let has_older = snapshot.messages.len() >= PAGE_SIZE as usize
         && snapshot.messages.first().is_some_and(|m| m.seq > 1);
-    let feed = RoomFeed::new(snapshot.room.clone(), snapshot.messages, has_older);
+    let feed = RoomFeed::new(
+        snapshot.room.clone(),
+        snapshot.messages,
+        snapshot.announcements,
+        has_older,
+    );
     provide_context(feed);
-    for a in snapshot.announcements {
-        live.add_announcement(a);
-    }
+
     if let Some(me) = snapshot.me {
         if live.me.with_untracked(String::is_empty) {
             live.me.set(me);
@@ -86,6 +89,10 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     // Browser only (effects do not run on the server).
     Effect::new(move |_| {
         live.enter(feed);
+        for a in feed.announcements.get_value() {
+            live.add_announcement(a);
+        }
+
         let typing = set_interval_with_handle(
             move || {
                 if let Some((now, _)) = browser::clock() {
@@ -121,54 +128,43 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
         });
     }
 
-    let menu_open = RwSignal::new(false);
-    let escape = window_event_listener(ev::keydown, move |e| {
-        if e.key() == "Escape" && menu_open.get_untracked() {
-            menu_open.set(false);
-        }
-    });
-    on_cleanup(move || escape.remove());
-
+    let menu_open = expect_context::<MenuOpen>().0;
     let title = {
         let room = room.clone();
-        move || match feed.unread.get() {
+        // The title lives in the app's <head>: it can be read once this
+        // page is gone, so read the feed defensively.
+        move || match feed.unread.try_get().unwrap_or(0) {
             0 => format!("#{room} · Chat"),
             n => format!("({n}) #{room} · Chat"),
         }
     };
     view! {
         <Title text=title />
-        <div class="layout">
-            <a class="skip" href="#content">
-                "Skip to the message box"
-            </a>
-            <RoomList current=room.clone() open=menu_open />
-            <main
-                class="chat"
-                data-room=room.clone()
-                data-hydrated=move || hydrated.get().to_string()
-                data-ready=move || feed.ready.get().to_string()
-            >
-                <header class="topbar">
-                    <button
-                        type="button"
-                        class="menu"
-                        aria-controls="rooms"
-                        aria-expanded=move || menu_open.get().to_string()
-                        on:click=move |_| menu_open.update(|o| *o = !*o)
-                    >
-                        "Rooms"
-                    </button>
-                    <h1>
-                        <span aria-hidden="true">"#"</span>
-                        {room.clone()}
-                    </h1>
-                    <PresenceBar />
-                    <ConnStatus />
-                </header>
-                <MessageList />
-                <Composer initial_error initial_draft form_id=snapshot.form_id />
-            </main>
-        </div>
+        <main
+            class="chat"
+            data-room=room.clone()
+            data-hydrated=move || hydrated.get().to_string()
+            data-ready=move || feed.ready.get().to_string()
+        >
+            <header class="topbar">
+                <button
+                    type="button"
+                    class="menu"
+                    aria-controls="rooms"
+                    aria-expanded=move || menu_open.get().to_string()
+                    on:click=move |_| menu_open.update(|o| *o = !*o)
+                >
+                    "Rooms"
+                </button>
+                <h1>
+                    <span aria-hidden="true">"#"</span>
+                    {room.clone()}
+                </h1>
+                <PresenceBar />
+                <ConnStatus />
+            </header>
+            <MessageList />
+            <Composer initial_error initial_draft form_id=snapshot.form_id />
+        </main>
     }
 }
