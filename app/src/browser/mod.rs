@@ -46,7 +46,6 @@ pub fn focus_composer() {
 }
 
 /// Keeps `hidden` in step with the tab's visibility.
-
 pub fn watch_visibility(hidden: RwSignal<bool>) {
     #[cfg(feature = "hydrate")]
     {

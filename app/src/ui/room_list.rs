@@ -140,7 +140,6 @@ pub fn RoomList() -> impl IntoView {
             <h2>"Rooms"</h2>
             <Transition fallback=|| view! { <p class="muted">"Loading rooms…"</p> }>
                 {move || {
-                    let list = list.clone();
                     Suspend::new(async move {
                         rooms.await.map(list)
                     })
