@@ -230,7 +230,15 @@ async fn run<S, E>(socket: &mut S, deps: &Deps, session: &Session, subs: &mut Su
 where
     S: Sink<WsMessage> + Stream<Item = Result<WsMessage, E>> + Unpin,
 {
-    if let Err(end) = subscribe(socket, deps, subs, session.room.clone(), session.after).await {
+    // Rare paths are boxed so the long-lived socket future stays small.
+    let first = Box::pin(subscribe(
+        socket,
+        deps,
+        subs,
+        session.room.clone(),
+        session.after,
+    ));
+    if let Err(end) = first.await {
         return end;
     }
     let mut ping = tokio::time::interval(session.ping_interval);
@@ -252,7 +260,7 @@ where
                 Some(Ok(WsMessage::Text(text))) => {
                     heard_since_ping = true;
                     let Ok(frame) = serde_json::from_str::<ClientFrame>(&text) else { continue };
-                    if let Err(end) = handle(socket, deps, subs, frame, &mut last_typing).await {
+                    if let Err(end) = Box::pin(handle(socket, deps, subs, frame, &mut last_typing)).await {
                         return end;
                     }
                 }
@@ -291,7 +299,7 @@ where
         }
         if seq > last + 1 {
             // A gap (e.g. we joined between the hub's reads): read it.
-            replay(socket, &*deps.store, room, last, seq).await?;
+            Box::pin(replay(socket, &*deps.store, room, last, seq)).await?;
         }
         subs.last.insert(room.clone(), seq);
     }

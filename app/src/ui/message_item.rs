@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use leptos::prelude::*;
 
-use super::{composer, text, Live, Pending, RoomFeed};
+use super::{composer, datefmt, text, Live, Pending, RoomFeed};
 use crate::domain::{Message, MessageKind};
 
 /// The browser clock (ms, UTC offset in minutes), set once the page is
@@ -91,7 +91,7 @@ pub fn PendingItem(pending: Pending) -> impl IntoView {
 /// browser's local time; "14:03 UTC" before the browser clock is known.
 pub fn time_label(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {
     let Some((now_ms, offset_min)) = clock else {
-        return at.format("%H:%M UTC").to_string();
+        return format!("{} UTC", datefmt::hm(&at.naive_utc()));
     };
     let now = DateTime::from_timestamp_millis(now_ms).unwrap_or(at);
     let age = now - at;
@@ -105,19 +105,18 @@ pub fn time_label(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {
     let local = (at + offset).naive_utc();
     let today = (now + offset).naive_utc().date();
     if local.date() == today {
-        local.format("%H:%M").to_string()
+        datefmt::hm(&local)
     } else {
-        local.format("%b %-d, %H:%M").to_string()
+        datefmt::short_date_hm(&local)
     }
 }
 
 fn full_time(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {
     match clock {
-        Some((_, offset_min)) => (at + Duration::minutes(offset_min.into()))
-            .naive_utc()
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string(),
-        None => at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        Some((_, offset_min)) => {
+            datefmt::full(&(at + Duration::minutes(offset_min.into())).naive_utc())
+        }
+        None => format!("{} UTC", datefmt::full(&at.naive_utc())),
     }
 }
 

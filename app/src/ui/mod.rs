@@ -3,6 +3,7 @@
 mod chat_state;
 mod composer;
 mod conn_status;
+mod datefmt;
 mod message_item;
 mod message_list;
 pub mod pages;

@@ -3,7 +3,9 @@
 //! under one header when the same person writes several in a row. Pure, so
 //! it is unit-tested without a browser.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+
+use super::datefmt;
 
 use crate::domain::{Message, MessageKind};
 
@@ -41,10 +43,8 @@ pub fn day_label(date: NaiveDate, today: Option<NaiveDate>) -> String {
     match today {
         Some(t) if date == t => "Today".into(),
         Some(t) if Some(date) == t.pred_opt() => "Yesterday".into(),
-        Some(t) if date.format("%Y").to_string() == t.format("%Y").to_string() => {
-            date.format("%A, %B %-d").to_string()
-        }
-        _ => date.format("%A, %B %-d, %Y").to_string(),
+        Some(t) if date.year() == t.year() => datefmt::long_day(&date, false),
+        _ => datefmt::long_day(&date, true),
     }
 }
 
