@@ -157,12 +157,6 @@ impl Hub {
     pub fn connections(&self) -> usize {
         self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
-
-    /// Number of subscriptions (socket x room) across all rooms.
-    pub fn subscribers(&self) -> usize {
-        let rooms = self.rooms.lock().expect("hub lock poisoned");
-        rooms.values().map(|r| r.tx.receiver_count()).sum()
-    }
 }
 
 /// Keeps a socket counted in [`Hub::connections`] while alive.

@@ -496,7 +496,137 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Message, MessageKind};
     use axum::http::HeaderValue;
+    use futures::channel::mpsc;
+    use std::{
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    /// A socket made of two channels, so the loop runs without a network.
+    struct ChannelSocket {
+        incoming: mpsc::UnboundedReceiver<Result<WsMessage, ()>>,
+        outgoing: mpsc::Sender<WsMessage>,
+    }
+
+    impl Stream for ChannelSocket {
+        type Item = Result<WsMessage, ()>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_next_unpin(cx)
+        }
+    }
+
+    impl Sink<WsMessage> for ChannelSocket {
+        type Error = mpsc::SendError;
+        fn poll_ready(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            self.outgoing.poll_ready_unpin(cx)
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: WsMessage) -> Result<(), Self::Error> {
+            self.outgoing.start_send_unpin(item)
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            self.outgoing.poll_flush_unpin(cx)
+        }
+        fn poll_close(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            self.outgoing.poll_close_unpin(cx)
+        }
+    }
+
+    fn message(seq: i64) -> Message {
+        Message {
+            room: "lobby".into(),
+            seq,
+            id: uuid::Uuid::new_v4(),
+            kind: MessageKind::User,
+            sender: "a".into(),
+            content: format!("m{seq}"),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_closed_with_1013_and_the_others_are_not_held_up() {
+        let dir = std::env::temp_dir().join(format!("ws-test-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}/chat.db", dir.display());
+        let store = crate::server::store::connect(&url, &Default::default())
+            .await
+            .unwrap();
+        let hub = Hub::new(store.clone(), 8);
+        let presence = Presence::new(hub.clone(), None, Duration::from_secs(30));
+        let deps = Deps {
+            hub: hub.clone(),
+            store,
+            presence,
+        };
+        let session = Session {
+            room: RoomId::lobby(),
+            after: None,
+            ping_interval: Duration::from_secs(60),
+            shutdown: CancellationToken::new(),
+        };
+        // A slow socket: its outgoing channel holds one frame until read.
+        let (_in_tx, incoming) = mpsc::unbounded();
+        let (outgoing, mut slow) = mpsc::channel(0);
+        let task = tokio::spawn(serve_socket(
+            ChannelSocket { incoming, outgoing },
+            deps.clone(),
+            session.clone(),
+        ));
+        let ready = slow.next().await.unwrap();
+        assert!(matches!(ready, WsMessage::Text(ref t) if t.contains(r#""type":"ready""#)));
+        // A healthy socket in the same room.
+        let (_in_tx2, incoming2) = mpsc::unbounded();
+        let (outgoing2, mut fast) = mpsc::channel(64);
+        tokio::spawn(serve_socket(
+            ChannelSocket {
+                incoming: incoming2,
+                outgoing: outgoing2,
+            },
+            deps,
+            session,
+        ));
+        while !matches!(fast.next().await.unwrap(), WsMessage::Text(ref t) if t.contains("ready")) {
+        }
+
+        // Twenty messages at a pace a healthy socket keeps up with; the slow
+        // one stops reading and falls more than the hub keeps (8) behind.
+        for seq in 1..=20 {
+            hub.publish(message(seq));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+
+        // The healthy socket gets all of them, in order, without waiting.
+        let mut seqs = Vec::new();
+        while seqs.len() < 20 {
+            if let WsMessage::Text(t) = fast.next().await.unwrap() {
+                if let Ok(ServerFrame::Message(m)) = serde_json::from_str::<ServerFrame>(&t) {
+                    seqs.push(m.seq);
+                }
+            }
+        }
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+        // The slow one is told to reconnect and resume.
+        let mut close = None;
+        while let Some(frame) = slow.next().await {
+            if let WsMessage::Close(c) = frame {
+                close = c;
+                break;
+            }
+        }
+        assert_eq!(close.map(|c| c.code), Some(CLOSE_TRY_AGAIN));
+        assert_eq!(task.await.unwrap(), End::Lagged);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

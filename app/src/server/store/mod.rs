@@ -208,6 +208,44 @@ fn now_millis() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
+/// Row decoding shared by both backends (they select the same columns).
+/// A `messages` row (columns as in `COLUMNS`).
+fn decode_message<'r, R>(row: &'r R) -> Result<Message, sqlx::Error>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Uuid: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    chrono::DateTime<chrono::Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Message {
+        room: row.try_get("room")?,
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        kind: parse_kind(&row.try_get::<String, _>("kind")?)?,
+        sender: row.try_get("sender")?,
+        content: row.try_get("content")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A `rooms` row for the room list.
+fn decode_room<'r, R>(row: &'r R) -> Result<RoomSummary, sqlx::Error>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    chrono::DateTime<chrono::Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(RoomSummary {
+        name: row.try_get("name")?,
+        last_seq: row.try_get("last_seq")?,
+        last_active_at: row.try_get("last_active_at")?,
+    })
+}
+
 fn parse_kind(s: &str) -> Result<MessageKind, sqlx::Error> {
     MessageKind::parse(s).ok_or_else(|| sqlx::Error::Decode(format!("unknown kind {s:?}").into()))
 }

@@ -1,12 +1,12 @@
 //! PostgreSQL implementation of [`Store`].
 
 use async_trait::async_trait;
-use sqlx::{postgres::PgPoolOptions, PgPool, Row};
+use sqlx::{postgres::PgPoolOptions, PgPool};
 use uuid::Uuid;
 
 use super::{
-    now_millis, parse_kind, Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store,
-    StoreError,
+    decode_message, decode_room, now_millis, Backend, Inserted, ListQuery, NewMessage, PoolOptions,
+    Store, StoreError,
 };
 use crate::domain::{Message, RoomId, RoomSummary};
 
@@ -66,20 +66,8 @@ impl PgStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(decode).transpose()?)
+        Ok(row.as_ref().map(decode_message).transpose()?)
     }
-}
-
-fn decode(row: &sqlx::postgres::PgRow) -> Result<Message, sqlx::Error> {
-    Ok(Message {
-        room: row.try_get("room")?,
-        seq: row.try_get("seq")?,
-        id: row.try_get("id")?,
-        kind: parse_kind(row.try_get("kind")?)?,
-        sender: row.try_get("sender")?,
-        content: row.try_get("content")?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 #[async_trait]
@@ -120,7 +108,7 @@ impl Store for PgStore {
         .await?;
         match row {
             Some(row) => {
-                let message = decode(&row)?;
+                let message = decode_message(&row)?;
                 // Delivered to every listener at commit, in commit order.
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(CHANNEL)
@@ -159,7 +147,10 @@ impl Store for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut messages = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let mut messages = rows
+            .iter()
+            .map(decode_message)
+            .collect::<Result<Vec<_>, _>>()?;
         if query.after.is_none() {
             messages.reverse();
         }
@@ -184,14 +175,8 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(RoomSummary {
-                    name: r.try_get("name")?,
-                    last_seq: r.try_get("last_seq")?,
-                    last_active_at: r.try_get("last_active_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
+            .map(decode_room)
+            .collect::<Result<_, _>>()
             .map_err(StoreError::from)
     }
 

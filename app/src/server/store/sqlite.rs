@@ -7,13 +7,13 @@ use std::{path::Path, str::FromStr, time::Duration};
 use async_trait::async_trait;
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    Row, SqlitePool,
+    SqlitePool,
 };
 use uuid::Uuid;
 
 use super::{
-    now_millis, parse_kind, Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store,
-    StoreError,
+    decode_message, decode_room, now_millis, Backend, Inserted, ListQuery, NewMessage, PoolOptions,
+    Store, StoreError,
 };
 use crate::domain::{Message, RoomId, RoomSummary};
 
@@ -53,7 +53,7 @@ impl SqliteStore {
             .bind(id)
             .fetch_optional(pool)
             .await?;
-        Ok(row.as_ref().map(decode).transpose()?)
+        Ok(row.as_ref().map(decode_message).transpose()?)
     }
 }
 
@@ -75,18 +75,6 @@ fn create_parent_dir(url: &str) {
     }
 }
 
-fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<Message, sqlx::Error> {
-    Ok(Message {
-        room: row.try_get("room")?,
-        seq: row.try_get("seq")?,
-        id: row.try_get("id")?,
-        kind: parse_kind(row.try_get("kind")?)?,
-        sender: row.try_get("sender")?,
-        content: row.try_get("content")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     #[tracing::instrument(skip_all, fields(room_id = %new.room))]
@@ -105,7 +93,7 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(row) = existing {
-            let message = decode(&row)?;
+            let message = decode_message(&row)?;
             tx.rollback().await?;
             return Ok(Inserted {
                 message,
@@ -134,7 +122,7 @@ impl Store for SqliteStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let message = decode(&row)?;
+        let message = decode_message(&row)?;
         tx.commit().await?;
         Ok(Inserted {
             message,
@@ -156,7 +144,10 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.readers)
         .await?;
-        let mut messages = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let mut messages = rows
+            .iter()
+            .map(decode_message)
+            .collect::<Result<Vec<_>, _>>()?;
         if query.after.is_none() {
             messages.reverse();
         }
@@ -181,14 +172,8 @@ impl Store for SqliteStore {
         .fetch_all(&self.readers)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(RoomSummary {
-                    name: r.try_get("name")?,
-                    last_seq: r.try_get("last_seq")?,
-                    last_active_at: r.try_get("last_active_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
+            .map(decode_room)
+            .collect::<Result<_, _>>()
             .map_err(StoreError::from)
     }
 
