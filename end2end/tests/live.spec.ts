@@ -63,3 +63,31 @@ test('invalid input is refused in the page and the text is kept', async ({ page 
   await expect(page.locator('.counter')).toHaveText('2001 / 2000');
   await expect(page.getByRole('button', { name: 'Send' })).toBeDisabled();
 });
+
+test('a failed send shows a readable error and Retry, and the text is not lost', async ({ page }) => {
+  await openChat(page, 'unlucky');
+  // The next post fails as if the database were down.
+  let fail = true;
+  await page.route('**/api/post_message', async (route) => {
+    if (fail) {
+      await route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ Unavailable: null }),
+      });
+    } else {
+      await route.continue();
+    }
+  });
+  const text = uniq('retry-me');
+  await send(page, text);
+  const pending = page.locator('li.msg.pending', { hasText: text });
+  await expect(pending).toHaveClass(/failed/);
+  await expect(pending.getByRole('alert')).toContainText('temporarily unavailable');
+  await expect(confirmed(page, text)).toHaveCount(0);
+
+  fail = false;
+  await pending.getByRole('button', { name: 'Retry' }).click();
+  await expect(confirmed(page, text)).toHaveCount(1);
+  await expect(page.locator('li.msg.pending')).toHaveCount(0);
+});

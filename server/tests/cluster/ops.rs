@@ -140,3 +140,27 @@ async fn logs_are_json_with_request_ids_and_no_secrets() {
         "message content is never logged"
     );
 }
+
+#[tokio::test]
+async fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
+    for (var, value) in [
+        ("BROADCAST_MIN_SECS", "soon"),
+        ("DATABASE_URL", "mysql://u:secret@h/db"),
+        ("PORT", "http"),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .env_clear()
+            .env(var, value)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(var) && stderr.contains("expected"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("secret"), "no password: {stderr}");
+    }
+}
