@@ -1,6 +1,8 @@
 //! Server-only parts of the app (compiled with the `ssr` feature): state,
-//! storage, the realtime hub, the WebSocket loop and the posting service.
+//! storage, the realtime hub, the WebSocket loop, the posting service, and
+//! the multi-instance pieces (commit bus, broadcast leader, presence).
 //! Server functions in `api/` reach these through [`state()`].
+
 
 pub mod broadcaster;
 pub mod bus;
