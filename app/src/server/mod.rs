@@ -3,7 +3,6 @@
 //! the multi-instance pieces (commit bus, broadcast leader, presence).
 //! Server functions in `api/` reach these through [`state()`].
 
-
 pub mod broadcaster;
 pub mod bus;
 pub mod error;
