@@ -11,13 +11,18 @@ const serverBin = process.env.SERVER_BIN ?? path.join(targetDir, 'release', 'ser
 const siteRoot = process.env.SITE_ROOT ?? path.resolve(__dirname, '..', 'target', 'site');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chat-e2e-'));
 
+// Two instances on one PostgreSQL database serve the cross-instance journeys.
+// scripts/test creates that database and sets E2E_PG_URL.
 const pgUrl = process.env.E2E_PG_URL;
-if (pgUrl) {
-  process.env.E2E_PG_URL_A = `http://127.0.0.1:${port + 1}`;
-  process.env.E2E_PG_URL_B = `http://127.0.0.1:${port + 2}`;
-} else if (process.env.CI) {
-  throw new Error('E2E_PG_URL must be set in CI (scripts/test sets it)');
+if (!pgUrl) {
+  throw new Error(
+    'E2E_PG_URL is not set: run ./scripts/test, or set it to an empty PostgreSQL database ' +
+      '(e.g. postgres://postgres@127.0.0.1:5432/chat_e2e)',
+  );
 }
+process.env.E2E_PG_URL_A = `http://127.0.0.1:${port + 1}`;
+process.env.E2E_PG_URL_B = `http://127.0.0.1:${port + 2}`;
+
 
 function server(p: number, databaseUrl: string) {
   return {
@@ -70,7 +75,9 @@ export default defineConfig({
     server(port, `sqlite://${dataDir}/e2e.db`),
     // Two instances on one PostgreSQL database, for the cross-instance
     // journeys (scripts/test creates the database and sets E2E_PG_URL).
-    ...(pgUrl ? [server(port + 1, pgUrl), server(port + 2, pgUrl)] : []),
+    server(port + 1, pgUrl),
+    server(port + 2, pgUrl),
+
   ],
 });
 
