@@ -25,6 +25,19 @@ pub enum ServerFrame {
     Error { error: String },
 }
 
+impl ServerFrame {
+    /// `{"type":"message", …}` for `message`, serialised without copying it
+    /// (done once per message, whatever the number of sockets).
+    pub fn message_json(message: &Message) -> String {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "lowercase")]
+        enum Borrowed<'a> {
+            Message(&'a Message),
+        }
+        serde_json::to_string(&Borrowed::Message(message)).expect("a message always serialises")
+    }
+}
+
 /// Frames a client may send. Unknown frames are ignored, so older servers
 /// keep working with newer clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +81,13 @@ mod tests {
             created_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
         });
         let v: serde_json::Value = serde_json::to_value(&frame).unwrap();
+        let ServerFrame::Message(m) = &frame else {
+            unreachable!()
+        };
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&ServerFrame::message_json(m)).unwrap(),
+            v
+        );
         assert_eq!(v["type"], "message");
         assert_eq!(v["room"], "lobby");
         assert_eq!(v["seq"], 7);

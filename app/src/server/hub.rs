@@ -17,7 +17,7 @@ use std::{
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::store::{ListQuery, Store, MAX_PAGE};
+use super::store::{Pages, Store};
 use crate::domain::{Message, RoomId, ServerFrame};
 
 /// Frames a socket may fall behind before it is closed and told to resume.
@@ -33,8 +33,7 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(message: &Message) -> Self {
-        let text = serde_json::to_string(&ServerFrame::Message(message.clone()))
-            .expect("a message always serialises");
+        let text = ServerFrame::message_json(message);
         Self {
             seq: Some(message.seq),
             text: text.into(),
@@ -265,35 +264,20 @@ async fn fill_gap(
     to: i64,
 ) -> usize {
     let mut sent = 0;
-    let mut after = from;
-    while after + 1 < to {
-        let query = ListQuery {
-            room: room.clone(),
-            after: Some(after),
-            before: Some(to),
-            limit: MAX_PAGE,
-        };
-        match store.list(&query).await {
-            Ok(page) if !page.is_empty() => {
-                for message in &page {
-                    if send(rooms, room, message) {
-                        sent += 1;
-                    }
-                }
-                after = page.last().map_or(to, |m| m.seq);
-                if page.len() < MAX_PAGE as usize {
-                    break;
-                }
+    let mut pages = Pages::new(&**store, room.clone(), from, to);
+    loop {
+        match pages.next().await {
+            Ok(Some(page)) => {
+                sent += page.iter().filter(|m| send(rooms, room, m)).count();
             }
-            Ok(_) => break,
+            Ok(None) => return sent,
             Err(e) => {
                 // Sockets detect the gap themselves and read it from the store.
                 tracing::warn!(error = ?e, room_id = %room, "hub could not fill a gap");
-                break;
+                return sent;
             }
         }
     }
-    sent
 }
 
 /// Sends `message` to the room's sockets unless it was sent already.

@@ -40,12 +40,12 @@ use tracing::Instrument;
 use super::{
     hub::{Frame, Hub},
     presence::Presence,
-    store::{ListQuery, Store, MAX_PAGE},
+    store::{Pages, Store},
     AppState,
 };
 use crate::{
     api::ApiError,
-    domain::{ClientFrame, Message, RoomId, SenderName, ServerFrame},
+    domain::{ClientFrame, RoomId, SenderName, ServerFrame},
 };
 
 /// Per-socket buffer sizes. axum's defaults (128 KiB each) would cost
@@ -448,27 +448,14 @@ where
     S: Sink<WsMessage> + Unpin,
 {
     let mut last = after;
-    loop {
-        let query = ListQuery {
-            room: room.clone(),
-            after: Some(last),
-            before: Some(before),
-            limit: MAX_PAGE,
-        };
-        let page: Vec<Message> = store.list(&query).await.map_err(|_| End::StoreFailed)?;
+    let mut pages = Pages::new(store, room.clone(), after, before);
+    while let Some(page) = pages.next().await.map_err(|_| End::StoreFailed)? {
         for message in &page {
-            let text = serde_json::to_string(&ServerFrame::Message(message.clone()))
-                .expect("a message always serialises");
-            socket
-                .send(WsMessage::Text(text.into()))
-                .await
-                .map_err(|_| End::PeerGone)?;
+            send_text(socket, Frame::new(message).text).await?;
             last = message.seq;
         }
-        if page.len() < MAX_PAGE as usize {
-            return Ok(last);
-        }
     }
+    Ok(last)
 }
 
 /// Sends a close frame saying why (best effort) and returns `end`.

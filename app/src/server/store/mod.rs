@@ -117,6 +117,46 @@ impl ListQuery {
     }
 }
 
+/// Every message of a room with `after < seq < before`, a page at a time
+/// (for resuming a socket and filling the hub's gaps).
+pub struct Pages<'a> {
+    store: &'a dyn Store,
+    query: ListQuery,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    pub fn new(store: &'a dyn Store, room: RoomId, after: i64, before: i64) -> Self {
+        let query = ListQuery {
+            room,
+            after: Some(after),
+            before: Some(before),
+            limit: MAX_PAGE,
+        };
+        Self {
+            store,
+            query,
+            done: after.saturating_add(1) >= before,
+        }
+    }
+
+    /// The next page (ascending, never empty), or `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Vec<Message>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self.store.list(&self.query).await?;
+        self.done = page.len() < MAX_PAGE as usize;
+        match page.last() {
+            Some(last) => {
+                self.query.after = Some(last.seq);
+                Ok(Some(page))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
