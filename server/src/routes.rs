@@ -124,6 +124,8 @@ pub async fn list_messages(
     Ok(Json(MessagesBody { messages }))
 }
 
+/// A message to post: the JSON body of `POST /api/messages` and the form
+/// fields of `POST /create/` alike.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PostBody {
     /// 1-32 characters after trimming.
@@ -134,6 +136,17 @@ pub struct PostBody {
     id: Option<String>,
     /// Room name (default `lobby`).
     room: Option<String>,
+}
+
+impl From<PostBody> for service::PostInput {
+    fn from(b: PostBody) -> Self {
+        Self {
+            room: b.room,
+            sender: b.sender,
+            content: b.content,
+            id: b.id,
+        }
+    }
 }
 
 /// Stores a message; answers with it as stored. Posting the same `id` again
@@ -154,42 +167,22 @@ pub async fn post_message(
     body: Result<Json<PostBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let input = service::PostInput {
-        room: body.room,
-        sender: body.sender,
-        content: body.content,
-        id: body.id,
-    };
-    let message = service::post(&state.store, &state.hub, input).await?;
+    let message = service::post(&state.store, &state.hub, body.into()).await?;
     Ok((StatusCode::CREATED, Json(message)))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CreateForm {
-    sender: String,
-    content: String,
-    room: Option<String>,
-    id: Option<String>,
 }
 
 /// `POST /create/`: the older app's plain form post (`sender`, `content`);
 /// redirects to the page, which shows the message (or the error and draft).
 pub async fn create_form(
     State(state): State<AppState>,
-    form: Result<Form<CreateForm>, FormRejection>,
+    form: Result<Form<PostBody>, FormRejection>,
 ) -> Response {
     let Form(form) = match form {
         Ok(f) => f,
         Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
     };
     let content = form.content.clone();
-    let input = service::PostInput {
-        room: form.room,
-        sender: form.sender,
-        content: form.content,
-        id: form.id,
-    };
-    match service::post(&state.store, &state.hub, input).await {
+    match service::post(&state.store, &state.hub, form.into()).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => Redirect::to(&web::error_location("/", &e, &content)).into_response(),
     }
