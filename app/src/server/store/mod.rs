@@ -4,6 +4,7 @@
 //! Knows nothing of HTTP or WebSockets.
 
 pub mod postgres;
+mod queries;
 mod sqlite;
 
 use std::{sync::Arc, time::Duration};

@@ -12,12 +12,11 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    decode_message, decode_room, now_millis, Backend, Inserted, ListQuery, NewMessage, PoolOptions,
-    Store, StoreError,
+    decode_message, now_millis,
+    queries::{self, COLUMNS},
+    Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store, StoreError,
 };
 use crate::domain::{Message, RoomId, RoomSummary};
-
-const COLUMNS: &str = "room, seq, id, kind, sender, content, created_at";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -49,11 +48,7 @@ impl SqliteStore {
     }
 
     async fn by_id(&self, pool: &SqlitePool, id: Uuid) -> Result<Option<Message>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-        Ok(row.as_ref().map(decode_message).transpose()?)
+        queries::by_id(pool, id).await
     }
 }
 
@@ -132,49 +127,15 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(room_id = %query.room))]
     async fn list(&self, query: &ListQuery) -> Result<Vec<Message>, StoreError> {
-        let (after, before, limit) = query.bounds();
-        let order = if query.after.is_some() { "ASC" } else { "DESC" };
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM messages WHERE room = ?1 AND seq > ?2 AND seq < ?3 \
-             ORDER BY seq {order} LIMIT ?4"
-        ))
-        .bind(query.room.as_str())
-        .bind(after)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.readers)
-        .await?;
-        let mut messages = rows
-            .iter()
-            .map(decode_message)
-            .collect::<Result<Vec<_>, _>>()?;
-        if query.after.is_none() {
-            messages.reverse();
-        }
-        Ok(messages)
+        queries::list(&self.readers, query).await
     }
 
     async fn head(&self, room: &RoomId) -> Result<i64, StoreError> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE name = ?1")
-            .bind(room.as_str())
-            .fetch_optional(&self.readers)
-            .await?;
-        Ok(head.unwrap_or(0))
+        queries::head(&self.readers, room).await
     }
 
     async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, last_seq, last_active_at FROM rooms WHERE name <> ?1 \
-             ORDER BY last_active_at DESC, name LIMIT ?2",
-        )
-        .bind(crate::domain::ANNOUNCEMENTS)
-        .bind(i64::from(limit))
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(decode_room)
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::from)
+        queries::rooms(&self.readers, limit).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
