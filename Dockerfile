@@ -13,7 +13,7 @@ RUN bash -c 'source scripts/setup.sh && ensure_build_tools'
 COPY . .
 ENV CARGO_TARGET_DIR=/src/target
 RUN bash -c 'source scripts/setup.sh && cargo leptos build --release' \
- && cp target/release/server /server
+ && cp target/release/chat /chat
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
@@ -21,7 +21,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin chat \
  && mkdir -p /app/data && chown chat:chat /app/data
 WORKDIR /app
-COPY --from=builder /server /app/server
+COPY --from=builder /chat /app/chat
 COPY --from=builder /src/target/site /app/site
 ENV PORT=8080 \
     LEPTOS_SITE_ROOT=/app/site \
@@ -30,6 +30,6 @@ ENV PORT=8080 \
 USER chat
 EXPOSE 8080
 VOLUME ["/app/data"]
-HEALTHCHECK --interval=10s --timeout=4s --start-period=20s --retries=3 CMD ["/app/server", "healthcheck"]
+HEALTHCHECK --interval=10s --timeout=4s --start-period=20s --retries=3 CMD ["/app/chat", "healthcheck"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/app/server"]
+ENTRYPOINT ["/app/chat"]

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 const port = Number(process.env.E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;
 const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(os.homedir(), '.cache', 'chat-target');
-const serverBin = process.env.SERVER_BIN ?? path.join(targetDir, 'release', 'server');
+const serverBin = process.env.SERVER_BIN ?? path.join(targetDir, 'release', 'chat');
 const siteRoot = process.env.SITE_ROOT ?? path.resolve(__dirname, '..', 'target', 'site');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chat-e2e-'));
 

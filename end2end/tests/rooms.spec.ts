@@ -74,3 +74,18 @@ test('broadcasts reach a page whatever room it shows', async ({ page }) => {
   await expect.poll(() => broadcasts.count(), { timeout: 10_000 }).toBeGreaterThan(before);
   await expect(messageBox(page)).toBeVisible();
 });
+
+for (const width of [1200, 1024, 760]) {
+  test(`rooms: the join button is whole in the sidebar at ${width} px`, async ({ page }) => {
+    await page.setViewportSize({ width, height: 800 });
+    await openChat(page);
+    const sidebar = await page.locator('nav.rooms').boundingBox();
+    const go = page.getByRole('button', { name: 'Go' });
+    const button = await go.boundingBox();
+    expect(sidebar && button, 'both are laid out').toBeTruthy();
+    // Fully inside the sidebar, and wide enough to show "Go".
+    expect(button!.x).toBeGreaterThanOrEqual(sidebar!.x);
+    expect(button!.x + button!.width).toBeLessThanOrEqual(sidebar!.x + sidebar!.width);
+    expect(await go.evaluate((b) => b.scrollWidth <= b.clientWidth)).toBe(true);
+  });
+}

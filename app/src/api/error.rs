@@ -110,6 +110,20 @@ impl ApiError {
     }
 }
 
+#[cfg(feature = "ssr")]
+impl axum::response::IntoResponse for ApiError {
+    /// `{"error": "..."}` with the variant's status.
+    fn into_response(self) -> axum::response::Response {
+        let status = axum::http::StatusCode::from_u16(self.status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            axum::Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

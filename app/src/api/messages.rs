@@ -28,28 +28,19 @@ pub struct RoomSnapshot {
 
 #[server(endpoint = "load_room")]
 pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
-    use crate::{
-        domain::RoomId,
-        server::{state, store::ListQuery, web},
-    };
-    let state = state()?;
-    let room_id = RoomId::parse(&room).inspect_err(|_| web::set_status_code(404))?;
-    let messages = state
-        .store
-        .list(&ListQuery::latest(room_id, PAGE_SIZE))
-        .await?;
-    let announcements = state
-        .store
-        .list(&ListQuery::latest(
-            RoomId::announcements(),
-            ANNOUNCEMENTS_SHOWN,
-        ))
+    use super::{backend, http};
+    use crate::domain::RoomId;
+    let backend = backend()?;
+    let room_id = RoomId::parse(&room).inspect_err(|_| http::set_status_code(404))?;
+    let messages = backend.latest(&room_id, None, PAGE_SIZE).await?;
+    let announcements = backend
+        .latest(&RoomId::announcements(), None, ANNOUNCEMENTS_SHOWN)
         .await?;
     Ok(RoomSnapshot {
         room,
         messages,
         announcements,
-        me: web::remembered_name(),
+        me: http::remembered_name(),
         form_id: Uuid::new_v4(),
     })
 }
@@ -57,26 +48,16 @@ pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
 /// Up to [`PAGE_SIZE`] messages before `before`, oldest first (history).
 #[server(endpoint = "older_messages")]
 pub async fn older_messages(room: String, before: i64) -> Result<Vec<Message>, ApiError> {
-    use crate::{
-        domain::RoomId,
-        server::{state, store::ListQuery},
-    };
-    let state = state()?;
-    let room = RoomId::parse(&room)?;
-    let query = ListQuery {
-        room,
-        after: None,
-        before: Some(before),
-        limit: PAGE_SIZE,
-    };
-    Ok(state.store.list(&query).await?)
+    let room = crate::domain::RoomId::parse(&room)?;
+    super::backend()?
+        .latest(&room, Some(before), PAGE_SIZE)
+        .await
 }
 
 /// Rooms with recent activity, newest first.
 #[server(endpoint = "list_rooms")]
 pub async fn list_rooms() -> Result<Vec<RoomSummary>, ApiError> {
-    use crate::server::state;
-    Ok(state()?.store.rooms(50).await?)
+    super::backend()?.rooms(50).await
 }
 
 /// Posts a message. Called from the page's WASM, or as the `action` of the
@@ -89,32 +70,33 @@ pub async fn post_message(
     content: String,
     id: Option<String>,
 ) -> Result<Message, ApiError> {
-    use crate::{
-        domain::SenderName,
-        server::{service, state, web},
-    };
-    let state = state()?;
+    use super::{backend, http};
+    use crate::domain::{PostInput, RoomId, SenderName};
+    let backend = backend()?;
     if let Ok(name) = SenderName::parse(&sender) {
-        web::remember_name(name.as_str());
+        http::remember_name(name.as_str());
     }
-    let plain_form = web::is_plain_form();
-    let page = crate::domain::RoomId::parse(&room)
+    let plain_form = http::is_plain_form();
+    let page = RoomId::parse(&room)
         .map(|r| format!("/r/{r}"))
         .unwrap_or_else(|_| "/".to_owned());
-    let input = service::PostInput {
+    let input = PostInput {
         room: Some(room),
         sender,
         content: content.clone(),
         id,
     };
-    let result = service::post(&state.store, &state.hub, input).await;
+    let result = match input.validate() {
+        Ok(post) => backend.post(post).await,
+        Err(e) => Err(e.into()),
+    };
     match &result {
         Ok(_) if plain_form => leptos_axum::redirect(&page),
         Ok(_) => {}
         Err(e) => {
-            web::set_status(e);
+            http::set_status(e);
             if plain_form {
-                leptos_axum::redirect(&web::error_location(&page, e, &content));
+                leptos_axum::redirect(&http::error_location(&page, e, &content));
             }
         }
     }

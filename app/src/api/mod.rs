@@ -1,8 +1,16 @@
-//! Server functions (the page's RPC surface) and the error type they share
-//! with the browser. One file per area.
+//! Server functions (the page's RPC surface), the error type they share
+//! with the browser, and, on the server only, the narrow [`Backend`] seam
+//! they call: the binary provides an implementation as context, so this
+//! crate never sees storage, fan-out or sockets. One file per area.
 
+#[cfg(feature = "ssr")]
+mod backend;
 mod error;
+#[cfg(feature = "ssr")]
+pub mod http;
 mod messages;
 
+#[cfg(feature = "ssr")]
+pub use backend::{backend, Backend, SharedBackend};
 pub use error::ApiError;
 pub use messages::*;

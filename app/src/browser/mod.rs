@@ -1,26 +1,32 @@
-//! Glue to browser APIs (WebSocket, clock, crypto). Real only in the
-//! `hydrate` build; on the server these are inert so components compile in
-//! both builds without sprinkling `cfg`s.
-
-#[cfg(feature = "hydrate")]
-mod live;
-
-use uuid::Uuid;
+//! Thin glue to browser APIs (WebSocket, storage, clock, crypto, focus and
+//! scrolling). Real only in the `hydrate` build; on the server these are
+//! inert so the layers above compile in both builds without sprinkling
+//! `cfg`s. Imports only `domain`: what the page does with a frame is the
+//! `state` layer's business, handed in as a [`Handler`].
 
 use std::collections::HashMap;
 
+use futures::channel::mpsc::UnboundedSender;
 use leptos::prelude::*;
+use uuid::Uuid;
 
-use crate::ui::Live;
+use crate::domain::{ClientFrame, ServerFrame, WsQuery};
 
-/// Starts the page's live connection (reconnecting with backoff, resuming
-/// every followed room from the last seq the page has).
-pub fn start_live(live: Live) {
-    #[cfg(feature = "hydrate")]
-    live::start(live);
-    #[cfg(not(feature = "hydrate"))]
-    let _ = live;
+/// What the page does with its live connection.
+pub trait Handler: 'static {
+    /// The `/ws` query to open with (asked again at every attempt).
+    fn query(&self) -> WsQuery;
+    /// An attempt starts (`retry`: after a failure).
+    fn connecting(&self, retry: bool);
+    /// The socket is open; frames sent into `outbox` go out on it.
+    fn opened(&self, outbox: UnboundedSender<ClientFrame>);
+    /// A frame arrived.
+    fn frame(&self, frame: ServerFrame);
+    /// The socket is gone (a new attempt follows after a backoff).
+    fn closed(&self);
 }
+
+pub mod socket;
 
 /// Scrolls the message list to the newest message.
 pub fn scroll_to_latest() {
@@ -134,7 +140,7 @@ pub fn remember_name(name: &str) {
             return;
         }
         let encoded: String = js_sys::encode_uri_component(name).into();
-        let cookie = format!("chat_name={encoded}; Path=/; Max-Age=31536000; SameSite=Lax");
+        let cookie = crate::domain::name_cookie(&encoded);
         if let Some(doc) = web_sys::window()
             .and_then(|w| w.document())
             .and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok())

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use uuid::Uuid;
 
 pub const DEFAULT_ROOM: &str = "lobby";
 /// The room random broadcasts go to; every page follows it besides its own
@@ -122,6 +123,47 @@ impl MessageBody {
     }
 }
 
+/// A post as it arrives (form fields or JSON), not yet checked.
+#[derive(Debug, Clone, Default)]
+pub struct PostInput {
+    pub room: Option<String>,
+    pub sender: String,
+    pub content: String,
+    pub id: Option<String>,
+}
+
+/// A post that passed every rule: a room people may post in, a name, a
+/// text, and the client's idempotency key if it sent one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPost {
+    pub room: RoomId,
+    pub id: Option<Uuid>,
+    pub sender: SenderName,
+    pub content: MessageBody,
+}
+
+impl PostInput {
+    pub fn validate(&self) -> Result<NewPost, ValidationError> {
+        let room = match self.room.as_deref().map(str::trim) {
+            None | Some("") => RoomId::lobby(),
+            Some(r) => RoomId::parse(r)?,
+        };
+        if room.is_announcements() {
+            return Err(ValidationError::ReadOnlyRoom);
+        }
+        let id = match self.id.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(Uuid::parse_str(s).map_err(|_| ValidationError::Id)?),
+        };
+        Ok(NewPost {
+            room,
+            id,
+            sender: SenderName::parse(&self.sender)?,
+            content: MessageBody::parse(&self.content)?,
+        })
+    }
+}
+
 /// Number of characters as the server counts them (after trimming), for the
 /// composer's counter.
 pub fn content_chars(s: &str) -> usize {
@@ -188,5 +230,31 @@ mod tests {
             Err(ValidationError::ContentControl)
         );
         assert_eq!(content_chars("  こんにちは 🌸 "), 7);
+    }
+
+    #[test]
+    fn posts_default_to_the_lobby_and_refuse_the_announcements_room() {
+        let post = |room: Option<&str>, id: Option<&str>| PostInput {
+            room: room.map(Into::into),
+            sender: "alice".into(),
+            content: "hi".into(),
+            id: id.map(Into::into),
+        };
+        let ok = post(None, None).validate().unwrap();
+        assert_eq!(ok.room, RoomId::lobby());
+        assert_eq!(ok.id, None);
+        let id = "0b8a3a2e-5c1c-4a39-9c1a-2f4f2b8f5d10";
+        assert_eq!(
+            post(Some(" general "), Some(id)).validate().unwrap().id,
+            Some(Uuid::parse_str(id).unwrap())
+        );
+        assert_eq!(
+            post(Some(ANNOUNCEMENTS), None).validate(),
+            Err(ValidationError::ReadOnlyRoom)
+        );
+        assert_eq!(
+            post(None, Some("not-a-uuid")).validate(),
+            Err(ValidationError::Id)
+        );
     }
 }

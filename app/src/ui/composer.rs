@@ -6,17 +6,15 @@
 use leptos::{ev, html, prelude::*, server_fn::ServerFn};
 use uuid::Uuid;
 
-use super::{Live, Pending, RoomFeed};
 use crate::{
     api::{post_message, PostMessage},
     browser,
     domain::{
         content_chars, ClientFrame, MessageBody, SenderName, MAX_CONTENT_CHARS, MAX_SENDER_CHARS,
+        TYPING_SEND_EVERY_MS,
     },
+    state::{Live, Pending, RoomFeed},
 };
-
-/// At most one typing signal per this many ms.
-const TYPING_EVERY_MS: i64 = 3000;
 
 /// Set once the page has hydrated (WASM running).
 #[derive(Clone, Copy)]
@@ -82,7 +80,7 @@ pub fn Composer(
     let on_input = move |ev: ev::Event| {
         draft.set(event_target_value(&ev));
         let now = browser::clock().map_or(0, |(now, _)| now);
-        if now - last_typing.get_value() >= TYPING_EVERY_MS
+        if now - last_typing.get_value() >= TYPING_SEND_EVERY_MS
             && !live.me.with_untracked(|m| m.trim().is_empty())
         {
             last_typing.set_value(now);

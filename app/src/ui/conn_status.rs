@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::{ConnState, Live, RoomFeed};
+use crate::state::{ConnState, Live, RoomFeed};
 
 #[component]
 pub fn ConnStatus() -> impl IntoView {

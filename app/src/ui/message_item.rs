@@ -4,8 +4,11 @@
 use chrono::{DateTime, Duration, Utc};
 use leptos::prelude::*;
 
-use super::{composer, datefmt, text, Live, Pending, RoomFeed};
-use crate::domain::{Message, MessageKind};
+use super::{composer, datefmt, text};
+use crate::{
+    domain::{Message, MessageKind},
+    state::{Live, Pending, RoomFeed},
+};
 
 /// The browser clock (ms, UTC offset in minutes), set once the page is
 /// hydrated and refreshed every 30 s. `None` while server-rendered: times

@@ -7,14 +7,13 @@
 use leptos::{html, prelude::*};
 
 use super::{
-    chat_state::merge,
     message_item::{Clock, MessageItem, PendingItem},
     timeline::{build_rows, Row},
-    Live, RoomFeed,
 };
 use crate::{
     api::{older_messages, PAGE_SIZE},
     browser,
+    state::{merge, Live, RoomFeed},
 };
 
 /// Within this many pixels of the newest message counts as "at the bottom".

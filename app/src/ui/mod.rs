@@ -1,6 +1,5 @@
 //! Components, one per file; pages live in `pages/`.
 
-mod chat_state;
 mod composer;
 mod conn_status;
 mod datefmt;
@@ -12,8 +11,6 @@ mod room_list;
 pub mod text;
 pub mod timeline;
 
-pub use chat_state::{ConnState, Live, Pending, RoomFeed};
-
 use std::{collections::HashMap, time::Duration};
 
 use leptos::prelude::*;
@@ -23,7 +20,7 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use crate::browser;
+use crate::{browser, state::Live};
 use composer::Hydrated;
 use message_item::Clock;
 use room_list::{MenuOpen, RoomList, Seen};
@@ -81,7 +78,7 @@ pub fn App() -> impl IntoView {
         );
         seen.0.set(browser::load_seen());
         browser::watch_visibility(live.hidden);
-        browser::start_live(live);
+        live.connect();
     });
 
     view! {

@@ -3,7 +3,7 @@
 
 use leptos::{ev, html, prelude::*};
 
-use super::RoomFeed;
+use crate::state::RoomFeed;
 
 #[component]
 pub fn PresenceBar() -> impl IntoView {

@@ -11,13 +11,13 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::{
     api::{load_room, ApiError, RoomSnapshot, PAGE_SIZE},
     browser,
+    state::{Live, RoomFeed},
     ui::{
         composer::{Composer, Hydrated},
         conn_status::ConnStatus,
         message_list::MessageList,
         presence_bar::PresenceBar,
         room_list::{MenuOpen, Seen},
-        Live, RoomFeed,
     },
 };
 

@@ -1,0 +1,105 @@
+//! Small helpers for server functions that talk to the browser directly:
+//! the remembered name cookie, statuses, and plain (no-JS) form posts.
+
+use axum::http::{header, request::Parts, HeaderValue, StatusCode};
+use cookie::Cookie;
+use leptos::prelude::use_context;
+use leptos_axum::ResponseOptions;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+
+use super::ApiError;
+use crate::domain::{name_cookie, NAME_COOKIE};
+
+/// A no-JS error redirect carries the draft back only up to this size, to stay
+/// well inside proxies' URL limits; browsers also keep it on "Back".
+const MAX_DRAFT_IN_URL: usize = 6000;
+
+/// True for a plain HTML form post (no WASM): the browser asks for HTML.
+pub fn is_plain_form() -> bool {
+    use_context::<Parts>()
+        .and_then(|p| p.headers.get(header::ACCEPT).cloned())
+        .and_then(|v| v.to_str().ok().map(|s| s.contains("text/html")))
+        .unwrap_or(false)
+}
+
+pub fn set_status(error: &ApiError) {
+    set_status_code(error.status());
+}
+
+pub fn set_status_code(code: u16) {
+    if let Some(res) = use_context::<ResponseOptions>() {
+        res.set_status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    }
+}
+
+/// Remembers the sender's name for a year, so the page can greet them and
+/// mark their own messages even when rendered on the server.
+pub fn remember_name(name: &str) {
+    let encoded = Cookie::new(NAME_COOKIE, name).encoded().to_string();
+    let value = encoded
+        .split_once('=')
+        .map_or(String::new(), |(_, v)| name_cookie(v));
+    if let (Some(res), Ok(v)) = (
+        use_context::<ResponseOptions>(),
+        HeaderValue::from_str(&value),
+    ) {
+        res.append_header(header::SET_COOKIE, v);
+    }
+}
+
+/// The remembered name from the request's cookies.
+pub fn remembered_name() -> Option<String> {
+    let parts = use_context::<Parts>()?;
+    cookie_value(&parts.headers, NAME_COOKIE).filter(|s| !s.trim().is_empty())
+}
+
+/// A cookie's (percent-decoded) value from a request's `Cookie` headers.
+pub fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse_encoded)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// Where a failed no-JS post is sent back to: the page, with the error code
+/// and (if it fits) the unsent text, so nothing is lost.
+pub fn error_location(page: &str, error: &ApiError, draft: &str) -> String {
+    let mut url = format!("{page}?error={}", error.code());
+    let encoded = utf8_percent_encode(draft, NON_ALPHANUMERIC).to_string();
+    if !draft.is_empty() && encoded.len() <= MAX_DRAFT_IN_URL {
+        url.push_str("&draft=");
+        url.push_str(&encoded);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_read_percent_decoded() {
+        let mut h = axum::http::HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; chat_name=%E3%81%82%20b"),
+        );
+        assert_eq!(cookie_value(&h, NAME_COOKIE).as_deref(), Some("あ b"));
+        assert_eq!(cookie_value(&h, "missing"), None);
+    }
+
+    #[test]
+    fn error_locations_carry_code_and_draft() {
+        let url = error_location("/r/lobby", &ApiError::Unavailable, "a b&c");
+        assert_eq!(url, "/r/lobby?error=unavailable&draft=a%20b%26c");
+        let long = "x".repeat(MAX_DRAFT_IN_URL + 1);
+        assert_eq!(
+            error_location("/", &ApiError::Unavailable, &long),
+            "/?error=unavailable"
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! The realtime hub: fans committed messages out to this instance's sockets.
+//!
+//! Every committed message enters through [`Hub::publish`], from the commit
+//! feed (`cluster::feed`), so own and other instances' posts take one path. One
+//! ingest task orders them per room by `seq`, drops duplicates, fills any gap
+//! from the store, serialises each message once, and sends the shared bytes
+//! to the room's `broadcast` channel. Each socket holds a receiver: a bounded
+//! queue of its own, so a slow socket lags alone and never slows the others.
+//! The hub never touches a socket and holds its lock only for map lookups.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use app::domain::{Message, RoomId, ServerFrame};
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::store::{Pages, Store};
+
+/// Frames a socket may fall behind before it is closed and told to resume.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// One frame, serialised once and shared by every socket in the room: a
+/// message (with its seq) or an ephemeral event (presence, typing).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub seq: Option<i64>,
+    pub text: Utf8Bytes,
+}
+
+impl Frame {
+    pub fn new(message: &Message) -> Self {
+        let text = ServerFrame::message_json(message);
+        Self {
+            seq: Some(message.seq),
+            text: text.into(),
+        }
+    }
+}
+
+struct Room {
+    tx: broadcast::Sender<Frame>,
+    /// The last seq sent to this room's channel (None: nothing yet).
+    last_seq: Option<i64>,
+}
+
+/// What the ingest task is asked to do.
+enum Command {
+    /// A committed message.
+    Message(Message),
+    /// A committed message known only by room and seq (read it from the store).
+    Ref { room: RoomId, seq: i64 },
+    /// Read every active room's messages after the last one sent (after the
+    /// feed was interrupted); answers with how many were recovered.
+    Resync(oneshot::Sender<usize>),
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    rooms: Arc<Mutex<HashMap<RoomId, Room>>>,
+    /// Open sockets (whatever their subscriptions).
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    ingest: mpsc::UnboundedSender<Command>,
+    capacity: usize,
+}
+
+impl Hub {
+    /// Starts the hub's ingest task. `store` fills gaps in the sequence.
+    pub fn new(store: Arc<dyn Store>, capacity: usize) -> Self {
+        let (ingest, rx) = mpsc::unbounded_channel();
+        let rooms = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(ingest_loop(rooms.clone(), store, rx));
+        Self {
+            rooms,
+            connections: Arc::default(),
+            ingest,
+            capacity,
+        }
+    }
+
+    /// Subscribes to a room's live frames. Subscribe *before* reading the
+    /// backlog, so nothing committed in between is missed.
+    pub fn subscribe(&self, room: &RoomId) -> broadcast::Receiver<Frame> {
+        let mut rooms = self.rooms.lock().expect("hub lock poisoned");
+        rooms
+            .entry(room.clone())
+            .or_insert_with(|| Room {
+                tx: broadcast::channel(self.capacity).0,
+                last_seq: None,
+            })
+            .tx
+            .subscribe()
+    }
+
+    /// A socket has everything up to `head`: if the hub has not sent anything
+    /// in this room yet, that is where its sequence starts (so a resync knows
+    /// what to read).
+    pub fn seen(&self, room: &RoomId, head: i64) {
+        let mut rooms = self.rooms.lock().expect("hub lock poisoned");
+        if let Some(r) = rooms.get_mut(room) {
+            if r.last_seq.is_none() {
+                r.last_seq = Some(head);
+            }
+        }
+    }
+
+    /// Hands a committed message to the hub. Never blocks.
+    pub fn publish(&self, message: Message) {
+        self.command(Command::Message(message));
+    }
+
+    /// Hands a committed message's room and seq to the hub, which reads it.
+    pub fn publish_ref(&self, room: RoomId, seq: i64) {
+        self.command(Command::Ref { room, seq });
+    }
+
+    /// Sends every active room's messages committed after the last one the
+    /// hub sent. Call after the feed of commits was interrupted.
+    pub async fn resync(&self) -> usize {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Resync(tx));
+        rx.await.unwrap_or(0)
+    }
+
+    fn command(&self, command: Command) {
+        if self.ingest.send(command).is_err() {
+            tracing::error!("hub ingest task is gone; message not fanned out");
+        }
+    }
+
+    /// Sends an ephemeral frame (not stored, not ordered) to the room's
+    /// sockets, if it has any.
+    pub fn send_ephemeral(&self, room: &RoomId, text: String) {
+        let frame = Frame {
+            seq: None,
+            text: text.into(),
+        };
+        let rooms = self.rooms.lock().expect("hub lock poisoned");
+        if let Some(r) = rooms.get(room) {
+            let _ = r.tx.send(frame);
+        }
+    }
+
+    /// Counts a socket as open until the guard is dropped.
+    pub fn connection(&self) -> ConnectionGuard {
+        self.connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!("websocket_connections_active").increment(1.0);
+        ConnectionGuard(self.connections.clone())
+    }
+
+    /// Open sockets on this instance.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Keeps a socket counted in [`Hub::connections`] while alive.
+pub struct ConnectionGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!("websocket_connections_active").decrement(1.0);
+    }
+}
+
+/// What the ingest loop should do with an incoming message.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Nobody listens in this room.
+    Skip,
+    /// Already sent (a duplicate or a late arrival of an earlier seq).
+    Drop,
+    /// Next in line: send it.
+    Send,
+    /// Messages `(from, to)` exclusive are missing: read them first.
+    Fill { from: i64, to: i64 },
+}
+
+fn step(last_seq: Option<i64>, seq: i64) -> Step {
+    match last_seq {
+        None => Step::Send,
+        Some(last) if seq <= last => Step::Drop,
+        Some(last) if seq == last + 1 => Step::Send,
+        Some(last) => Step::Fill {
+            from: last,
+            to: seq,
+        },
+    }
+}
+
+async fn ingest_loop(
+    rooms: Arc<Mutex<HashMap<RoomId, Room>>>,
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+) {
+    while let Some(command) = rx.recv().await {
+        match command {
+            Command::Message(message) => {
+                let Ok(room) = RoomId::parse(&message.room) else {
+                    continue;
+                };
+                match next_step(&rooms, &room, message.seq) {
+                    Step::Skip | Step::Drop => {}
+                    Step::Send => {
+                        send(&rooms, &room, &message);
+                    }
+                    Step::Fill { from, to } => {
+                        fill_gap(&rooms, &store, &room, from, to).await;
+                        send(&rooms, &room, &message);
+                    }
+                }
+            }
+            Command::Ref { room, seq } => match next_step(&rooms, &room, seq) {
+                Step::Skip | Step::Drop => {}
+                Step::Send => {
+                    fill_gap(&rooms, &store, &room, seq - 1, seq + 1).await;
+                }
+                Step::Fill { from, .. } => {
+                    fill_gap(&rooms, &store, &room, from, seq + 1).await;
+                }
+            },
+            Command::Resync(reply) => {
+                let active: Vec<(RoomId, i64)> = {
+                    let map = rooms.lock().expect("hub lock poisoned");
+                    map.iter()
+                        .filter(|(_, r)| r.tx.receiver_count() > 0)
+                        .filter_map(|(id, r)| r.last_seq.map(|last| (id.clone(), last)))
+                        .collect()
+                };
+                let mut recovered = 0;
+                for (room, last) in active {
+                    recovered += fill_gap(&rooms, &store, &room, last, i64::MAX).await;
+                }
+                let _ = reply.send(recovered);
+            }
+        }
+    }
+}
+
+fn next_step(rooms: &Mutex<HashMap<RoomId, Room>>, room: &RoomId, seq: i64) -> Step {
+    let mut map = rooms.lock().expect("hub lock poisoned");
+    match map.get(room) {
+        Some(r) if r.tx.receiver_count() == 0 => {
+            map.remove(room);
+            Step::Skip
+        }
+        Some(r) => step(r.last_seq, seq),
+        None => Step::Skip,
+    }
+}
+
+/// Reads the messages between `from` and `to` (exclusive), sends them, and
+/// returns how many there were.
+async fn fill_gap(
+    rooms: &Mutex<HashMap<RoomId, Room>>,
+    store: &Arc<dyn Store>,
+    room: &RoomId,
+    from: i64,
+    to: i64,
+) -> usize {
+    let mut sent = 0;
+    let mut pages = Pages::new(&**store, room.clone(), from, to);
+    loop {
+        match pages.next().await {
+            Ok(Some(page)) => {
+                sent += page.iter().filter(|m| send(rooms, room, m)).count();
+            }
+            Ok(None) => return sent,
+            Err(e) => {
+                // Sockets detect the gap themselves and read it from the store.
+                tracing::warn!(error = ?e, room_id = %room, "hub could not fill a gap");
+                return sent;
+            }
+        }
+    }
+}
+
+/// Sends `message` to the room's sockets unless it was sent already.
+fn send(rooms: &Mutex<HashMap<RoomId, Room>>, room: &RoomId, message: &Message) -> bool {
+    // Serialise outside the lock: once per message, whatever the audience.
+    let frame = Frame::new(message);
+    let mut map = rooms.lock().expect("hub lock poisoned");
+    if let Some(r) = map.get_mut(room) {
+        if r.last_seq.is_some_and(|last| message.seq <= last) {
+            return false;
+        }
+        r.last_seq = Some(message.seq);
+        // An error only means every receiver has gone.
+        let _ = r.tx.send(frame);
+        drop(map);
+        let latency = chrono::Utc::now() - message.created_at;
+        metrics::histogram!("fanout_latency_seconds")
+            .record(latency.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps() {
+        assert_eq!(step(None, 5), Step::Send);
+        assert_eq!(step(Some(4), 5), Step::Send);
+        assert_eq!(step(Some(5), 5), Step::Drop);
+        assert_eq!(step(Some(6), 5), Step::Drop);
+        assert_eq!(step(Some(2), 5), Step::Fill { from: 2, to: 5 });
+    }
+}

@@ -1,0 +1,128 @@
+//! PostgreSQL implementation of [`Store`].
+
+use async_trait::async_trait;
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use uuid::Uuid;
+
+use super::{
+    decode_message, now_millis,
+    queries::{self, COLUMNS},
+    Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store, StoreError,
+};
+use crate::wire::{Notice, MESSAGES_CHANNEL};
+use app::domain::{Message, RoomId, RoomSummary};
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, opts: &PoolOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(opts.acquire_timeout)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn by_id(&self, id: Uuid) -> Result<Option<Message>, StoreError> {
+        queries::by_id(&self.pool, id).await
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    #[tracing::instrument(skip_all, fields(room_id = %new.room))]
+    async fn insert(&self, new: NewMessage) -> Result<Inserted, StoreError> {
+        // Fast path for retries: no counter update, no transaction.
+        if let Some(message) = self.by_id(new.id).await? {
+            return Ok(Inserted {
+                message,
+                created: false,
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        // Taking the next seq row-locks the room until commit: a concurrent
+        // poster waits here, so seqs commit in order and without gaps.
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO rooms (name, last_seq, last_active_at) VALUES ($1, 1, now()) \
+             ON CONFLICT (name) DO UPDATE \
+             SET last_seq = rooms.last_seq + 1, last_active_at = now() \
+             RETURNING last_seq",
+        )
+        .bind(new.room.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
+        ))
+        .bind(new.room.as_str())
+        .bind(seq)
+        .bind(new.id)
+        .bind(new.kind.as_str())
+        .bind(new.sender.as_str())
+        .bind(new.content.as_str())
+        .bind(now_millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some(row) => {
+                let message = decode_message(&row)?;
+                // Delivered to every listener at commit, in commit order.
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(MESSAGES_CHANNEL)
+                    .bind(Notice::encode(&message))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Inserted {
+                    message,
+                    created: true,
+                })
+            }
+            None => {
+                // The same id committed meanwhile: undo our seq, return theirs.
+                tx.rollback().await?;
+                let message = self.by_id(new.id).await?.ok_or(StoreError::NotFound)?;
+                Ok(Inserted {
+                    message,
+                    created: false,
+                })
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %query.room))]
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Message>, StoreError> {
+        queries::list(&self.pool, query).await
+    }
+
+    async fn head(&self, room: &RoomId) -> Result<i64, StoreError> {
+        queries::head(&self.pool, room).await
+    }
+
+    async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, StoreError> {
+        queries::rooms(&self.pool, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        Some((self.pool.size(), self.pool.num_idle() as u32))
+    }
+}

@@ -1,0 +1,171 @@
+//! The one test suite of the `Store` implementations, run on SQLite and on
+//! PostgreSQL: seq invariant, idempotency, pages.
+
+use std::{collections::HashSet, sync::Arc};
+
+use app::domain::{MessageBody, MessageKind, RoomId, SenderName};
+use server::store::{self, ListQuery, NewMessage, PoolOptions, Store};
+use uuid::Uuid;
+
+use server::{both_backends, testing::TestDb};
+
+async fn open(db: &TestDb) -> Arc<dyn Store> {
+    store::open(db.url(), &PoolOptions::default())
+        .await
+        .expect("store opens")
+        .store
+}
+
+fn new(room: &str, content: &str) -> NewMessage {
+    NewMessage {
+        room: RoomId::parse(room).unwrap(),
+        id: Uuid::new_v4(),
+        kind: MessageKind::User,
+        sender: SenderName::parse("tester").unwrap(),
+        content: MessageBody::parse(content).unwrap(),
+    }
+}
+
+both_backends!(
+    seqs_are_per_room_and_start_at_one,
+    |db: TestDb| async move {
+        let store = open(&db).await;
+        for i in 1..=3 {
+            let m = store.insert(new("lobby", &format!("l{i}"))).await.unwrap();
+            assert!(m.created);
+            assert_eq!(m.message.seq, i);
+        }
+        let other = store.insert(new("other", "o1")).await.unwrap();
+        assert_eq!(other.message.seq, 1);
+        assert_eq!(store.head(&RoomId::lobby()).await.unwrap(), 3);
+        assert_eq!(
+            store.head(&RoomId::parse("empty").unwrap()).await.unwrap(),
+            0
+        );
+    }
+);
+
+both_backends!(the_same_id_is_stored_once, |db: TestDb| async move {
+    let store = open(&db).await;
+    let first = new("lobby", "once");
+    let a = store.insert(first.clone()).await.unwrap();
+    let b = store.insert(first.clone()).await.unwrap();
+    assert!(a.created);
+    assert!(!b.created);
+    assert_eq!(a.message, b.message);
+    // A retry does not use up a seq.
+    let next = store.insert(new("lobby", "next")).await.unwrap();
+    assert_eq!(next.message.seq, a.message.seq + 1);
+});
+
+both_backends!(
+    concurrent_posters_get_gapless_seqs,
+    |db: TestDb| async move {
+        let store = open(&db).await;
+        let posters = 16;
+        let each = 10;
+        let mut tasks = Vec::new();
+        for p in 0..posters {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..each {
+                    let msg = new("busy", &format!("p{p}-{i}"));
+                    // Every third post is retried at once, as after a timeout.
+                    if i % 3 == 0 {
+                        let (a, b) =
+                            tokio::join!(store.insert(msg.clone()), store.insert(msg.clone()));
+                        let (a, b) = (a.unwrap(), b.unwrap());
+                        assert_eq!(a.message, b.message);
+                        seqs.push(a.message.seq);
+                    } else {
+                        seqs.push(store.insert(msg).await.unwrap().message.seq);
+                    }
+                }
+                seqs
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort_unstable();
+        let expected: Vec<i64> = (1..=(posters * each) as i64).collect();
+        assert_eq!(all, expected, "seqs must be exactly 1..N");
+        let stored = store
+            .list(&ListQuery::after(RoomId::parse("busy").unwrap(), 0, 200))
+            .await
+            .unwrap();
+        assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), expected);
+        let ids: HashSet<_> = stored.iter().map(|m| m.id).collect();
+        assert_eq!(ids.len(), stored.len());
+    }
+);
+
+both_backends!(pages, |db: TestDb| async move {
+    let store = open(&db).await;
+    for i in 1..=10 {
+        store.insert(new("lobby", &format!("m{i}"))).await.unwrap();
+    }
+    let seqs = |v: Vec<app::domain::Message>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
+    let lobby = RoomId::lobby();
+    assert_eq!(
+        seqs(
+            store
+                .list(&ListQuery::latest(lobby.clone(), 3))
+                .await
+                .unwrap()
+        ),
+        vec![8, 9, 10]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .list(&ListQuery::after(lobby.clone(), 7, 50))
+                .await
+                .unwrap()
+        ),
+        vec![8, 9, 10]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .list(&ListQuery::after(lobby.clone(), 2, 2))
+                .await
+                .unwrap()
+        ),
+        vec![3, 4]
+    );
+    let before = ListQuery {
+        room: lobby.clone(),
+        after: None,
+        before: Some(5),
+        limit: 2,
+    };
+    assert_eq!(seqs(store.list(&before).await.unwrap()), vec![3, 4]);
+    let window = ListQuery {
+        room: lobby.clone(),
+        after: Some(2),
+        before: Some(6),
+        limit: 50,
+    };
+    assert_eq!(seqs(store.list(&window).await.unwrap()), vec![3, 4, 5]);
+    // Text survives the round trip exactly.
+    let m = store
+        .insert(new("lobby", "日本語 🌸\n<b>x</b>"))
+        .await
+        .unwrap()
+        .message;
+    let back = store.list(&ListQuery::after(lobby, 10, 1)).await.unwrap();
+    assert_eq!(back[0], m);
+    assert_eq!(back[0].content, "日本語 🌸\n<b>x</b>");
+});
+
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    let err = match store::open("mysql://localhost/chat", &PoolOptions::default()).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("mysql must be refused"),
+    };
+    assert!(err.contains("DATABASE_URL"), "{err}");
+}

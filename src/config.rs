@@ -1,0 +1,549 @@
+//! Configuration: environment variables (or the same settings as flags),
+//! parsed once at start with `clap`, so `chat --help` lists every variable
+//! with its default and meaning. A bad value stops the start with one line
+//! naming the variable and the form it expects, never printing a secret.
+//! Every key is documented in `.env.example` and the README.
+
+use std::{ffi::OsString, net::SocketAddr, time::Duration};
+
+use clap::{error::ErrorKind, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/chat.db";
+
+/// The command line: `chat` serves; the subcommands are small tools.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat",
+    version,
+    about = "A small real-time chat server (Leptos + axum, SQLite or PostgreSQL).",
+    long_about = "A small real-time chat server (Leptos + axum, SQLite or PostgreSQL).\n\n\
+                  Without a subcommand it serves. Every setting is an environment variable \
+                  (shown in brackets); the flag of the same name overrides it.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Exit 0 when this machine's instance answers `GET /health` with 200
+    /// (the container's HEALTHCHECK; needs no curl). Reads only the
+    /// listening address.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// `chat healthcheck`: only what it needs, so an unrelated bad setting
+/// cannot make a healthy container look sick.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    #[command(flatten)]
+    pub listen: Listen,
+}
+
+/// Where to listen.
+#[derive(Debug, Clone, Args)]
+pub struct Listen {
+    /// Listen address. Wins over PORT.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", value_name = "LEPTOS_SITE_ADDR", value_parser = parse_addr)]
+    pub leptos_site_addr: Option<SocketAddr>,
+    /// If set (and LEPTOS_SITE_ADDR is not), listen on 0.0.0.0:$PORT (the
+    /// container convention). Default: 127.0.0.1:3000.
+    #[arg(long, env = "PORT", value_name = "PORT", value_parser = parse_port)]
+    pub port: Option<u16>,
+}
+
+impl Listen {
+    pub fn addr(&self) -> SocketAddr {
+        match (self.leptos_site_addr, self.port) {
+            (Some(addr), _) => addr,
+            (None, Some(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], 3000)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[value(alias = "text")]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything the server reads at start.
+#[derive(Clone, Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub listen: Listen,
+
+    /// postgres://…, postgresql://… or sqlite:…; anything else is refused.
+    /// The password never appears in logs.
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = parse_database_url, hide_env_values = true)]
+    pub database_url: String,
+    /// Connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_name = "DATABASE_MAX_CONNECTIONS", default_value = "10", value_parser = parse_pool_size)]
+    pub database_max_connections: u32,
+    /// How long a request waits for a connection before answering 503.
+    #[arg(long, env = "DATABASE_TIMEOUT_SECS", value_name = "DATABASE_TIMEOUT_SECS", default_value = "5", value_parser = parse_secs)]
+    pub database_timeout_secs: Duration,
+
+    /// Random server broadcasts every uniformly random interval between
+    /// these; 0 in either disables them.
+    #[arg(long, env = "BROADCAST_MIN_SECS", value_name = "BROADCAST_MIN_SECS", default_value = "5", value_parser = parse_secs)]
+    pub broadcast_min_secs: Duration,
+    /// See BROADCAST_MIN_SECS.
+    #[arg(long, env = "BROADCAST_MAX_SECS", value_name = "BROADCAST_MAX_SECS", default_value = "20", value_parser = parse_secs)]
+    pub broadcast_max_secs: Duration,
+
+    /// Extra origins (comma-separated) allowed to open /ws; the page's own
+    /// host is always allowed; "*" allows any.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_name = "ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub allowed_origins: Vec<String>,
+    /// Server ping interval on WebSockets; a peer silent for two intervals
+    /// is dropped.
+    #[arg(long, env = "WS_PING_SECS", value_name = "WS_PING_SECS", default_value = "20", value_parser = parse_positive_secs)]
+    pub ws_ping_secs: Duration,
+
+    /// Log lines as `json` or `pretty`.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        default_value = "pretty",
+        value_enum
+    )]
+    pub log_format: LogFormat,
+    /// Log filter (tracing's EnvFilter syntax). LOG_LEVEL is read too.
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        value_name = "RUST_LOG",
+        default_value = "info,sqlx=warn,tower_http=info"
+    )]
+    pub rust_log: String,
+
+    /// Directory with the built site (WASM, CSS, assets).
+    #[arg(
+        long,
+        env = "LEPTOS_SITE_ROOT",
+        value_name = "LEPTOS_SITE_ROOT",
+        default_value = "target/site"
+    )]
+    pub leptos_site_root: String,
+    /// Port of cargo-leptos' live-reload socket (development).
+    #[arg(long, env = "LEPTOS_RELOAD_PORT", value_name = "LEPTOS_RELOAD_PORT", default_value = "3001", value_parser = parse_port)]
+    pub leptos_reload_port: u16,
+    /// Serve /metrics only on this address (e.g. 0.0.0.0:9090) instead of
+    /// the main port, so it is not public behind a load balancer.
+    #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR", value_parser = parse_addr)]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// How long another instance's presence report is trusted without a
+    /// heartbeat (a crashed instance's users vanish within this).
+    #[arg(long, env = "PRESENCE_TTL_SECS", value_name = "PRESENCE_TTL_SECS", default_value = "30", value_parser = parse_ttl)]
+    pub presence_ttl_secs: Duration,
+    /// Longest a graceful shutdown may take.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", value_name = "SHUTDOWN_GRACE_SECS", default_value = "25", value_parser = parse_secs)]
+    pub shutdown_grace_secs: Duration,
+    /// After SIGTERM, how long /health answers 503 while the instance still
+    /// serves, before it stops accepting connections (not on Ctrl+C).
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECS", value_name = "SHUTDOWN_DRAIN_SECS", default_value = "5", value_parser = parse_secs)]
+    pub shutdown_drain_secs: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr())
+            .field("database_url", &redact_url(&self.database_url))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("broadcast", &self.broadcast())
+            .field("allowed_origins", &self.allowed_origins)
+            .field("ws_ping_secs", &self.ws_ping_secs)
+            .field("log_format", &self.log_format)
+            .field("leptos_site_root", &self.leptos_site_root)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("shutdown_drain_secs", &self.shutdown_drain())
+            .finish()
+    }
+}
+
+impl Config {
+    pub fn addr(&self) -> SocketAddr {
+        self.listen.addr()
+    }
+
+    /// The broadcast interval, `None` when disabled.
+    pub fn broadcast(&self) -> Option<(Duration, Duration)> {
+        let (min, max) = (self.broadcast_min_secs, self.broadcast_max_secs);
+        (!min.is_zero() && !max.is_zero()).then_some((min, max))
+    }
+
+    /// The drain never outlasts the grace period.
+    pub fn shutdown_drain(&self) -> Duration {
+        self.shutdown_drain_secs.min(self.shutdown_grace_secs)
+    }
+
+    /// Rules across variables, after each parsed on its own.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.broadcast().is_some() && self.broadcast_min_secs > self.broadcast_max_secs {
+            return Err(ConfigError {
+                var: "BROADCAST_MAX_SECS".into(),
+                value: format!("{}", self.broadcast_max_secs.as_secs_f64()),
+                expected: "a value at least BROADCAST_MIN_SECS (or 0 to disable)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Parses settings from `pairs` of (variable, value) only, ignoring the
+    /// process environment (for tests).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let command = Cli::command().mut_args(|a| a.env(None));
+        let mut argv: Vec<OsString> = vec!["chat".into()];
+        for (var, value) in pairs {
+            argv.push(format!("--{}={value}", var.to_lowercase().replace('_', "-")).into());
+        }
+        let matches = command
+            .try_get_matches_from(argv)
+            .map_err(ConfigError::from_clap)?;
+        let config = Cli::from_arg_matches(&matches)
+            .map_err(ConfigError::from_clap)?
+            .config;
+        config.check()?;
+        Ok(config)
+    }
+}
+
+/// What `main` should do.
+#[derive(Debug)]
+pub enum Invocation {
+    Serve(Box<Config>),
+    Healthcheck(HealthcheckArgs),
+    /// `--help` or `--version`: print this and exit 0.
+    Print(String),
+}
+
+/// Reads the command line and the environment. Empty variables count as
+/// unset (as in `.env.example`). Call before any thread starts (it may edit
+/// the environment).
+pub fn from_env() -> Result<Invocation, ConfigError> {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    clean_env();
+    // A subcommand parses only its own settings.
+    if args.get(1).and_then(|a| a.to_str()) == Some("healthcheck") {
+        let argv = std::iter::once(OsString::from("chat healthcheck")).chain(args[2..].to_vec());
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: HealthcheckArgs,
+        }
+        return match Only::try_parse_from(argv) {
+            Ok(only) => Ok(Invocation::Healthcheck(only.args)),
+            Err(e) => printable(e),
+        };
+    }
+    match Cli::try_parse_from(args) {
+        Ok(Cli {
+            command: Some(Command::Healthcheck(args)),
+            ..
+        }) => Ok(Invocation::Healthcheck(args)),
+        Ok(cli) => {
+            cli.config.check()?;
+            Ok(Invocation::Serve(Box::new(cli.config)))
+        }
+        Err(e) => printable(e),
+    }
+}
+
+fn printable(e: clap::Error) -> Result<Invocation, ConfigError> {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            Ok(Invocation::Print(e.render().to_string()))
+        }
+        _ => Err(ConfigError::from_clap(e)),
+    }
+}
+
+/// Our variables with an empty value are removed; the others are trimmed.
+fn clean_env() {
+    for arg in Cli::command().get_arguments() {
+        let Some(var) = arg.get_env() else { continue };
+        if let Some(value) = std::env::var_os(var) {
+            match value.to_str().map(str::trim) {
+                Some("") => std::env::remove_var(var),
+                Some(trimmed) if trimmed.len() != value.len() => std::env::set_var(var, trimmed),
+                _ => {}
+            }
+        }
+    }
+    // LOG_LEVEL is the older name of RUST_LOG.
+    if std::env::var_os("RUST_LOG").is_none() {
+        if let Some(level) = std::env::var_os("LOG_LEVEL").filter(|l| !l.is_empty()) {
+            std::env::set_var("RUST_LOG", level);
+        }
+    }
+}
+
+/// One line: the variable, the value (redacted when secret) and what was
+/// expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {var}={value:?}: expected {expected}")]
+pub struct ConfigError {
+    pub var: String,
+    pub value: String,
+    pub expected: String,
+}
+
+impl ConfigError {
+    fn from_clap(e: clap::Error) -> Self {
+        use clap::error::{ContextKind, ContextValue};
+        let context = |kind| match e.get(kind) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            Some(ContextValue::Strings(s)) => Some(s.join(", ")),
+            _ => None,
+        };
+        // "--port <PORT>": every value name is its variable's name.
+        let var = context(ContextKind::InvalidArg)
+            .map(|a| {
+                a.split_once('<')
+                    .map_or(a.clone(), |(_, v)| v.trim_end_matches('>').to_owned())
+            })
+            .unwrap_or_else(|| "the command line".into());
+        let value = context(ContextKind::InvalidValue).unwrap_or_default();
+        let expected = match (
+            std::error::Error::source(&e),
+            context(ContextKind::ValidValue),
+        ) {
+            (Some(source), _) => source.to_string(),
+            (None, Some(valid)) => format!("one of {valid}"),
+            (None, None) => e
+                .render()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_owned(),
+        };
+        let value = if var == "DATABASE_URL" {
+            redact_url(&value)
+        } else {
+            value
+        };
+        Self {
+            var,
+            value,
+            expected,
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, p)| (a, Some(p)));
+    let redacted = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    match path {
+        Some(p) => format!("{scheme}://{redacted}/{p}"),
+        None => format!("{scheme}://{redacted}"),
+    }
+}
+
+/// What a value parser reports: the form it expects.
+#[derive(Debug)]
+struct Expected(&'static str);
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Expected {}
+
+fn parse_addr(v: &str) -> Result<SocketAddr, Expected> {
+    v.parse()
+        .map_err(|_| Expected("an address like 127.0.0.1:3000"))
+}
+
+fn parse_port(v: &str) -> Result<u16, Expected> {
+    v.parse().map_err(|_| Expected("a port number (0-65535)"))
+}
+
+fn parse_database_url(v: &str) -> Result<String, Expected> {
+    if v.starts_with("postgres://") || v.starts_with("postgresql://") || v.starts_with("sqlite:") {
+        Ok(v.to_owned())
+    } else {
+        Err(Expected(
+            "a URL starting with postgres://, postgresql:// or sqlite:",
+        ))
+    }
+}
+
+fn parse_pool_size(v: &str) -> Result<u32, Expected> {
+    match v.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(Expected("a whole number of at least 1")),
+    }
+}
+
+fn parse_origin(v: &str) -> Result<String, Expected> {
+    Ok(v.trim().trim_end_matches('/').to_owned())
+}
+
+/// A duration in (possibly fractional) seconds, 0 to a day.
+fn parse_secs(v: &str) -> Result<Duration, Expected> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(Expected("a number of seconds between 0 and 86400")),
+    }
+}
+
+fn parse_positive_secs(v: &str) -> Result<Duration, Expected> {
+    match parse_secs(v) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(Expected("a number of seconds greater than 0")),
+    }
+}
+
+fn parse_ttl(v: &str) -> Result<Duration, Expected> {
+    match parse_secs(v) {
+        Ok(d) if d >= Duration::from_secs(1) => Ok(d),
+        _ => Err(Expected("at least 1 second")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_pairs(pairs)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.addr(), "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            c.broadcast(),
+            Some((Duration::from_secs(5), Duration::from_secs(20)))
+        );
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.database_max_connections, 10);
+    }
+
+    #[test]
+    fn port_is_the_container_convention() {
+        assert_eq!(
+            config(&[("PORT", "8080")]).unwrap().addr(),
+            "0.0.0.0:8080".parse().unwrap()
+        );
+        let both = config(&[("PORT", "8080"), ("LEPTOS_SITE_ADDR", "127.0.0.1:9")]).unwrap();
+        assert_eq!(both.addr(), "127.0.0.1:9".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = config(&[("DATABASE_URL", "mysql://u:pw@h/db")]).unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        assert!(!e.to_string().contains("pw"), "{e}");
+        assert!(
+            e.to_string().contains("expected a URL starting with"),
+            "{e}"
+        );
+        let e = config(&[("PORT", "http")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid PORT="http": expected a port number (0-65535)"#
+        );
+        assert_eq!(
+            config(&[("BROADCAST_MIN_SECS", "soon")]).unwrap_err().var,
+            "BROADCAST_MIN_SECS"
+        );
+        assert_eq!(
+            config(&[("BROADCAST_MIN_SECS", "30"), ("BROADCAST_MAX_SECS", "10")])
+                .unwrap_err()
+                .var,
+            "BROADCAST_MAX_SECS"
+        );
+        let e = config(&[("LOG_FORMAT", "xml")]).unwrap_err();
+        assert_eq!(e.var, "LOG_FORMAT");
+        assert!(e.expected.contains("json"), "{e}");
+        assert_eq!(
+            config(&[("DATABASE_MAX_CONNECTIONS", "0")])
+                .unwrap_err()
+                .var,
+            "DATABASE_MAX_CONNECTIONS"
+        );
+        assert_eq!(
+            config(&[("WS_PING_SECS", "0")]).unwrap_err().var,
+            "WS_PING_SECS"
+        );
+    }
+
+    #[test]
+    fn zero_disables_broadcasts_and_fractions_work() {
+        assert_eq!(
+            config(&[("BROADCAST_MIN_SECS", "0")]).unwrap().broadcast(),
+            None
+        );
+        assert_eq!(
+            config(&[("BROADCAST_MIN_SECS", "0.2"), ("BROADCAST_MAX_SECS", "0.5")])
+                .unwrap()
+                .broadcast(),
+            Some((Duration::from_millis(200), Duration::from_millis(500)))
+        );
+    }
+
+    #[test]
+    fn origins_are_a_comma_separated_list() {
+        let c = config(&[("ALLOWED_ORIGINS", "https://a.example/, https://b.example")]).unwrap();
+        assert_eq!(
+            c.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/chat"),
+            "postgres://app:***@db:5432/chat"
+        );
+        assert_eq!(redact_url("postgres://db/chat"), "postgres://db/chat");
+        assert_eq!(redact_url("sqlite://data/chat.db"), "sqlite://data/chat.db");
+        let c = config(&[("DATABASE_URL", "postgres://app:s3cret@db/chat")]).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn help_lists_every_variable_with_its_default() {
+        let help = Cli::command().render_long_help().to_string();
+        for arg in Cli::command().get_arguments() {
+            if let Some(var) = arg.get_env() {
+                assert!(help.contains(var.to_str().unwrap()), "{var:?} in --help");
+            }
+        }
+        assert!(help.contains("[default: 20]"), "defaults are shown");
+        assert!(help.contains("healthcheck"));
+    }
+}

@@ -1,0 +1,17 @@
+//! The process: configuration, telemetry, metrics, the router, startup and
+//! graceful shutdown, and the healthcheck subcommand. It wires the backend
+//! (`server`) into the app (`app`); `main.rs` only reads the configuration
+//! and calls [`startup::run`]. Integration tests call [`startup::build`]
+//! and [`startup::serve`] with a listener on port 0.
+
+pub mod config;
+pub mod healthcheck;
+pub mod metrics;
+pub mod router;
+pub mod routes;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use router::AppState;

@@ -1,0 +1,101 @@
+//! The router: the Leptos pages and server functions, the JSON API, the
+//! WebSocket, health and metrics, behind one `ServiceBuilder` of middleware.
+
+use app::{api::SharedBackend, shell, App};
+use axum::{
+    extract::FromRef,
+    routing::{get, post},
+    Router,
+};
+use leptos::prelude::{provide_context, LeptosOptions};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use server::{realtime::socket, Chat};
+use tower::ServiceBuilder;
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
+
+use crate::{metrics, routes};
+
+/// Largest request body accepted (a 2000-character message is < 8 KiB).
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The state every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub chat: Chat,
+}
+
+/// The app's routes. `/metrics` is among them unless it has an address of
+/// its own ([`metrics_router`]).
+pub fn router(state: AppState, with_metrics: bool) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    // Server functions see the backend only through `app`'s seam.
+    let backend: SharedBackend = std::sync::Arc::new(state.chat.clone());
+    let context = move || provide_context(backend.clone());
+    let mut router = Router::new()
+        .route(
+            "/api/messages",
+            get(routes::list_messages).post(routes::post_message),
+        )
+        .route("/api/openapi.json", get(routes::openapi))
+        .route("/health", get(routes::health))
+        .route("/ws", get(socket::handler))
+        // Compatibility with the systems this app replaces.
+        .route(
+            "/messages",
+            get(routes::list_messages).post(routes::post_message),
+        )
+        .route("/create/", post(routes::create_form))
+        .route("/health/", get(routes::health))
+        .route("/join", get(routes::join))
+        .route("/", get(routes::home));
+    if with_metrics {
+        router = router.route("/metrics", get(metrics::render));
+    }
+    router
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
+        .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &axum::http::Request<_>| {
+                            let request_id = req
+                                .extensions()
+                                .get::<RequestId>()
+                                .and_then(|id| id.header_value().to_str().ok())
+                                .unwrap_or_default();
+                            // The path only: query strings may carry drafts.
+                            tracing::info_span!(
+                                "request",
+                                method = %req.method(),
+                                path = %req.uri().path(),
+                                request_id
+                            )
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+        )
+        .with_state(state)
+}
+
+/// Just `/metrics`, for `METRICS_ADDR`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .with_state(state)
+}

@@ -1,0 +1,254 @@
+//! Plain HTTP endpoints beside the Leptos pages: the JSON API (documented
+//! as OpenAPI at `/api/openapi.json`), health, and the routes kept for
+//! compatibility with the systems this app replaces.
+
+use std::time::Duration;
+
+use app::{
+    api::{http, ApiError},
+    domain::{Message, PostInput, RoomId},
+};
+use axum::{
+    extract::{
+        rejection::{FormRejection, JsonRejection, QueryRejection},
+        Form, Query, State,
+    },
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    Json,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use server::{service, store::ListQuery};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Chat API",
+        version = "1",
+        description = "Messages of a real-time chat. Live messages stream over the \
+                       WebSocket at /ws (see README). The same endpoints are also served \
+                       at /messages (GET, POST) and /health/ for older clients."
+    ),
+    paths(list_messages, post_message, health),
+    components(schemas(
+        Message,
+        app::domain::MessageKind,
+        MessagesBody,
+        PostBody,
+        ErrorBody,
+        HealthBody
+    ))
+)]
+pub struct ApiDoc;
+
+/// `GET /api/openapi.json`
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Room name (default `lobby`).
+    room: Option<String>,
+    /// Only messages with a greater seq (oldest first): for resuming.
+    after: Option<i64>,
+    /// Only messages with a smaller seq: for loading older history.
+    before: Option<i64>,
+    /// 1-200 (default 50).
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagesBody {
+    /// Ascending by seq.
+    messages: Vec<Message>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A readable explanation.
+    error: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthBody {
+    /// `ok`, `unavailable` or `draining`.
+    status: String,
+    /// `ok`, `error`, `timeout` or `unknown`.
+    db: String,
+}
+
+/// A page of messages, ascending by seq. With `after`, the oldest after it;
+/// otherwise the newest (before `before`, if given).
+#[utoipa::path(
+    get,
+    path = "/api/messages",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of messages", body = MessagesBody),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 422, description = "Invalid room name", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list_messages(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<MessagesBody>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let room = match p.room.as_deref() {
+        None | Some("") => RoomId::lobby(),
+        Some(r) => RoomId::parse(r)?,
+    };
+    let limit = p.limit.unwrap_or(app::api::PAGE_SIZE);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "`limit` must be between 1 and 200.".into(),
+        ));
+    }
+    if p.after.is_some_and(|a| a < 0) || p.before.is_some_and(|b| b < 0) {
+        return Err(ApiError::BadRequest(
+            "`after` and `before` must be seqs (0 or more).".into(),
+        ));
+    }
+    let query = ListQuery {
+        room,
+        after: p.after,
+        before: p.before,
+        limit,
+    };
+    let messages = state.chat.store.list(&query).await?;
+    Ok(Json(MessagesBody { messages }))
+}
+
+/// A message to post: the JSON body of `POST /api/messages` and the form
+/// fields of `POST /create/` alike.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PostBody {
+    /// 1-32 characters after trimming.
+    sender: String,
+    /// 1-2000 characters after trimming; no control characters but newline.
+    content: String,
+    /// Idempotency key (UUID); posting the same id again returns the stored message.
+    id: Option<String>,
+    /// Room name (default `lobby`).
+    room: Option<String>,
+}
+
+impl From<PostBody> for PostInput {
+    fn from(b: PostBody) -> Self {
+        Self {
+            room: b.room,
+            sender: b.sender,
+            content: b.content,
+            id: b.id,
+        }
+    }
+}
+
+/// Stores a message; answers with it as stored. Posting the same `id` again
+/// returns the same message (and 201 again), so retries are safe.
+#[utoipa::path(
+    post,
+    path = "/api/messages",
+    request_body = PostBody,
+    responses(
+        (status = 201, description = "Stored", body = Message),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 422, description = "A rule was broken", body = ErrorBody),
+        (status = 503, description = "Database unavailable; safe to retry", body = ErrorBody),
+    )
+)]
+pub async fn post_message(
+    State(state): State<AppState>,
+    body: Result<Json<PostBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Message>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let post = PostInput::from(body).validate()?;
+    let message = service::post(&state.chat.store, post).await?;
+    Ok((StatusCode::CREATED, Json(message)))
+}
+
+/// `POST /create/`: the older app's plain form post (`sender`, `content`);
+/// redirects to the page, which shows the message (or the error and draft).
+pub async fn create_form(
+    State(state): State<AppState>,
+    form: Result<Form<PostBody>, FormRejection>,
+) -> Response {
+    let Form(form) = match form {
+        Ok(f) => f,
+        Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
+    };
+    let content = form.content.clone();
+    let result = match PostInput::from(form).validate() {
+        Ok(post) => service::post(&state.chat.store, post).await,
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(e) => Redirect::to(&http::error_location("/", &e, &content)).into_response(),
+    }
+}
+
+/// `GET /`: the lobby.
+pub async fn home() -> Response {
+    (
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, "/r/lobby")],
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JoinQuery {
+    room: Option<String>,
+}
+
+/// `GET /join?room=name`: the room form without JavaScript.
+pub async fn join(Query(q): Query<JoinQuery>) -> Redirect {
+    let name = q.room.unwrap_or_default().trim().to_lowercase();
+    match RoomId::parse(&name) {
+        Ok(room) => Redirect::to(&format!("/r/{room}")),
+        Err(e) => Redirect::to(&format!("/r/lobby?error={}", ApiError::from(e).code())),
+    }
+}
+
+/// The database answers within 2 s (and the instance is not shutting down).
+#[utoipa::path(
+    get,
+    path = "/health",
+    responses(
+        (status = 200, description = "Healthy", body = HealthBody),
+        (status = 503, description = "Database unreachable, or shutting down", body = HealthBody),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let unavailable = |db: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "db": db})),
+        )
+    };
+    if state.chat.shutdown.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining", "db": "unknown"})),
+        );
+    }
+    match tokio::time::timeout(Duration::from_secs(2), state.chat.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ok", "db": "ok"}))),
+        Ok(Err(e)) => {
+            tracing::warn!(error = ?e, "health check: database error");
+            unavailable("error")
+        }
+        Err(_) => {
+            tracing::warn!("health check: database timed out");
+            unavailable("timeout")
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Startup: build the backend and the router from the configuration, bind,
+//! serve, and shut down gracefully.
+
+use std::future::Future;
+
+use leptos::prelude::LeptosOptions;
+use server::{store::PoolOptions, Chat, Settings, SocketSettings};
+use tokio::net::TcpListener;
+
+use crate::{
+    config::{self, Config},
+    metrics,
+    router::{metrics_router, router, AppState},
+    shutdown,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not open the database {url}: {source}")]
+    Database {
+        url: String,
+        source: server::store::StoreError,
+    },
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+fn leptos_options(config: &Config) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("chat")
+        .site_root(config.leptos_site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr())
+        .reload_port(u32::from(config.leptos_reload_port))
+        .build()
+}
+
+/// What the backend needs from the configuration.
+pub fn settings(config: &Config) -> Settings {
+    Settings {
+        database_url: config.database_url.clone(),
+        pool: PoolOptions {
+            max_connections: config.database_max_connections,
+            acquire_timeout: config.database_timeout_secs,
+        },
+        broadcast: config.broadcast(),
+        presence_ttl: config.presence_ttl_secs,
+        sockets: SocketSettings {
+            allowed_origins: config.allowed_origins.clone(),
+            ping_interval: config.ws_ping_secs,
+        },
+    }
+}
+
+/// Starts the backend (opening the store and running migrations) and builds
+/// the router.
+pub async fn build(config: &Config) -> Result<(axum::Router, AppState), StartError> {
+    metrics::handle();
+    let chat = Chat::start(&settings(config))
+        .await
+        .map_err(|source| StartError::Database {
+            url: config::redact_url(&config.database_url),
+            source,
+        })?;
+    let state = AppState {
+        leptos_options: leptos_options(config),
+        chat,
+    };
+    Ok((router(state.clone(), config.metrics_addr.is_none()), state))
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartError::Serve)
+}
+
+/// Starts everything and serves until SIGINT/SIGTERM, then shuts down
+/// gracefully (see `shutdown.rs`).
+pub async fn run(config: Config) -> Result<(), StartError> {
+    // Migrations run inside `build`, before the port is bound.
+    let (router, state) = build(&config).await?;
+    if let Some(addr) = config.metrics_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        tracing::info!(%addr, "metrics on a separate address");
+        tokio::spawn(serve(
+            listener,
+            metrics_router(state.clone()),
+            std::future::pending(),
+        ));
+    }
+    let addr = config.addr();
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!(%addr, config = ?config, "listening");
+
+    let grace = config.shutdown_grace_secs;
+    let (signalled, signal) = tokio::sync::oneshot::channel();
+    let stop_accepting =
+        shutdown::stop_accepting(state.chat.clone(), config.shutdown_drain(), signalled);
+    let server = serve(listener, router, stop_accepting);
+    tokio::pin!(server);
+    // Serve until the shutdown sequence lets the server finish, bounded by
+    // the grace period once a signal has arrived.
+    let deadline = async {
+        if signal.await.is_ok() {
+            let deadline = tokio::time::Instant::now() + grace;
+            tokio::time::sleep_until(deadline).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = &mut server => result?,
+        _ = deadline => {
+            tracing::warn!(?grace, "grace period over; exiting with requests in flight");
+            return Ok(());
+        }
+    }
+    // Sockets were told to close (1001); give them the rest of the grace.
+    let deadline = tokio::time::Instant::now() + grace;
+    if !shutdown::sessions_finished(&state.chat, deadline).await {
+        tracing::warn!("grace period over; exiting with sockets still open");
+    }
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

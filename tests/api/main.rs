@@ -1,0 +1,10 @@
+//! Integration tests: the real server on 127.0.0.1:0, talked to over HTTP
+//! and WebSocket, against a fresh SQLite file and a fresh PostgreSQL
+//! database per test.
+
+mod helpers;
+
+mod http;
+mod nojs;
+mod ops;
+mod ws;
