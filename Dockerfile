@@ -18,7 +18,8 @@ RUN bash -c 'source scripts/setup.sh && cargo leptos build --release' \
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin chat \
+ && groupadd --system --gid 10001 chat \
+ && useradd --system --uid 10001 --gid chat --home-dir /app --shell /usr/sbin/nologin chat \
  && mkdir -p /app/data && chown chat:chat /app/data
 WORKDIR /app
 COPY --from=builder /chat /app/chat
