@@ -7,6 +7,7 @@
 use std::{ffi::OsString, net::SocketAddr, time::Duration};
 
 use clap::{error::ErrorKind, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use server::limits::Rate;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/chat.db";
 
@@ -147,6 +148,58 @@ pub struct Config {
     /// heartbeat (a crashed instance's users vanish within this).
     #[arg(long, env = "PRESENCE_TTL_SECS", value_name = "PRESENCE_TTL_SECS", default_value = "30", value_parser = parse_ttl)]
     pub presence_ttl_secs: Duration,
+    /// Proxies in front of this server whose X-Forwarded-For and
+    /// X-Forwarded-Proto are trusted (an AWS ALB is 1). With 0 the client is
+    /// the TCP peer, so a direct client cannot spoof its address.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", value_name = "TRUSTED_PROXY_HOPS", default_value = "0", value_parser = parse_hops)]
+    pub trusted_proxy_hops: u8,
+    /// Posts per client IP (IPv6: per /64), as COUNT/PERIOD with a burst of
+    /// COUNT (e.g. 60/10s, 100/1m); 0 turns it off.
+    #[arg(long, env = "RATE_POSTS_PER_IP", value_name = "RATE_POSTS_PER_IP", default_value = "60/10s", value_parser = parse_rate)]
+    pub rate_posts_per_ip: Limit,
+    /// Posts per sender name (case-insensitive); 0 turns it off.
+    #[arg(long, env = "RATE_POSTS_PER_SENDER", value_name = "RATE_POSTS_PER_SENDER", default_value = "30/10s", value_parser = parse_rate)]
+    pub rate_posts_per_sender: Limit,
+    /// WebSocket connects per client IP; 0 turns it off.
+    #[arg(long, env = "RATE_WS_CONNECTS_PER_IP", value_name = "RATE_WS_CONNECTS_PER_IP", default_value = "60/1m", value_parser = parse_rate)]
+    pub rate_ws_connects_per_ip: Limit,
+    /// Frames per WebSocket (any kind); 0 turns it off.
+    #[arg(long, env = "RATE_WS_FRAMES", value_name = "RATE_WS_FRAMES", default_value = "60/10s", value_parser = parse_rate)]
+    pub rate_ws_frames: Limit,
+    /// subscribe, unsubscribe and hello frames per WebSocket; 0 turns it off.
+    #[arg(long, env = "RATE_WS_CONTROL_FRAMES", value_name = "RATE_WS_CONTROL_FRAMES", default_value = "20/10s", value_parser = parse_rate)]
+    pub rate_ws_control_frames: Limit,
+    /// Open connections (HTTP and WebSocket) this instance accepts at once;
+    /// above it new connections get a 503 and are closed.
+    #[arg(long, env = "MAX_CONNECTIONS", value_name = "MAX_CONNECTIONS", default_value = "10000", value_parser = parse_positive)]
+    pub max_connections: u32,
+    /// Rooms followed on this instance at once (each costs a fan-out buffer).
+    #[arg(long, env = "MAX_ROOMS", value_name = "MAX_ROOMS", default_value = "2000", value_parser = parse_positive)]
+    pub max_rooms: u32,
+    /// How long a client may take to send a request's headers.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", value_name = "HEADER_READ_TIMEOUT_SECS", default_value = "10", value_parser = parse_positive_secs)]
+    pub header_read_timeout_secs: Duration,
+    /// Longest time for any request but the WebSocket (body included).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", value_name = "REQUEST_TIMEOUT_SECS", default_value = "15", value_parser = parse_positive_secs)]
+    pub request_timeout_secs: Duration,
+    /// How long one WebSocket frame may take to go out; a peer that stops
+    /// reading is dropped after it.
+    #[arg(long, env = "WS_SEND_TIMEOUT_SECS", value_name = "WS_SEND_TIMEOUT_SECS", default_value = "10", value_parser = parse_positive_secs)]
+    pub ws_send_timeout_secs: Duration,
+    /// Messages one WebSocket subscription replays at most; a longer
+    /// backlog is paged ("more" frames).
+    #[arg(long, env = "WS_REPLAY_MAX", value_name = "WS_REPLAY_MAX", default_value = "1000", value_parser = parse_positive)]
+    pub ws_replay_max: u32,
+    /// Strict-Transport-Security max-age for responses served over HTTPS;
+    /// 0 sends none.
+    #[arg(
+        long,
+        env = "HSTS_MAX_AGE_SECS",
+        value_name = "HSTS_MAX_AGE_SECS",
+        default_value = "0"
+    )]
+    pub hsts_max_age_secs: u64,
+
     /// Longest a graceful shutdown may take.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", value_name = "SHUTDOWN_GRACE_SECS", default_value = "25", value_parser = parse_secs)]
     pub shutdown_grace_secs: Duration,
@@ -168,6 +221,29 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("leptos_site_root", &self.leptos_site_root)
             .field("metrics_addr", &self.metrics_addr)
+            .field("trusted_proxy_hops", &self.trusted_proxy_hops)
+            .field(
+                "rate_posts_per_ip",
+                &self.rate_posts_per_ip.0.map(|r| r.to_string()),
+            )
+            .field(
+                "rate_posts_per_sender",
+                &self.rate_posts_per_sender.0.map(|r| r.to_string()),
+            )
+            .field(
+                "rate_ws_connects_per_ip",
+                &self.rate_ws_connects_per_ip.0.map(|r| r.to_string()),
+            )
+            .field(
+                "rate_ws_frames",
+                &self.rate_ws_frames.0.map(|r| r.to_string()),
+            )
+            .field(
+                "rate_ws_control_frames",
+                &self.rate_ws_control_frames.0.map(|r| r.to_string()),
+            )
+            .field("max_connections", &self.max_connections)
+            .field("max_rooms", &self.max_rooms)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("shutdown_drain_secs", &self.shutdown_drain())
             .finish()
@@ -423,6 +499,64 @@ fn parse_positive_secs(v: &str) -> Result<Duration, Expected> {
     }
 }
 
+fn parse_hops(v: &str) -> Result<u8, Expected> {
+    v.parse()
+        .ok()
+        .filter(|h| *h <= 10)
+        .ok_or(Expected("a number of proxies from 0 to 10"))
+}
+
+fn parse_positive(v: &str) -> Result<u32, Expected> {
+    match v.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(Expected("a whole number of at least 1")),
+    }
+}
+
+/// A rate limit's setting: a rate, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<Rate>);
+
+/// `COUNT/PERIOD` (`60/10s`, `100/1m`, `5/500ms`, `1000/1h`), or `0` for off.
+fn parse_rate(v: &str) -> Result<Limit, Expected> {
+    parse_rate_inner(v).map(Limit)
+}
+
+fn parse_rate_inner(v: &str) -> Result<Option<Rate>, Expected> {
+    const FORM: Expected = Expected("COUNT/PERIOD like 60/10s, 100/1m or 5/500ms, or 0 for off");
+    if v == "0" {
+        return Ok(None);
+    }
+    let (count, period) = v.split_once('/').ok_or(FORM)?;
+    let count: u32 = count.trim().parse().map_err(|_| FORM)?;
+    let period = period.trim();
+    if period.is_empty() {
+        return Err(FORM);
+    }
+    let (number, unit) = period
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((period, "s"), |at| period.split_at(at));
+    let number: f64 = if number.is_empty() {
+        1.0
+    } else {
+        number.parse().map_err(|_| FORM)?
+    };
+    let secs = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(FORM),
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(FORM);
+    }
+    match count {
+        0 => Ok(None),
+        n => Ok(Rate::new(n, Duration::from_secs_f64(secs))),
+    }
+}
+
 fn parse_ttl(v: &str) -> Result<Duration, Expected> {
     match parse_secs(v) {
         Ok(d) if d >= Duration::from_secs(1) => Ok(d),
@@ -521,6 +655,44 @@ mod tests {
             c.allowed_origins,
             ["https://a.example", "https://b.example"]
         );
+    }
+
+    #[test]
+    fn rates_are_count_per_period_and_zero_is_off() {
+        let rate = |v: &str| parse_rate_inner(v).map_err(|e| e.to_string());
+        assert_eq!(rate("60/10s"), Ok(Rate::new(60, Duration::from_secs(10))));
+        assert_eq!(rate("100/1m"), Ok(Rate::new(100, Duration::from_secs(60))));
+        assert_eq!(
+            rate("5/500ms"),
+            Ok(Rate::new(5, Duration::from_millis(500)))
+        );
+        assert_eq!(rate("3/s"), Ok(Rate::new(3, Duration::from_secs(1))));
+        assert_eq!(rate("0"), Ok(None));
+        assert_eq!(rate("0/10s"), Ok(None));
+        for bad in ["fast", "10", "10/", "10/0s", "-1/1s", "10/1d", "1/-5s"] {
+            assert!(rate(bad).is_err(), "{bad}");
+        }
+        let c = config(&[("RATE_POSTS_PER_IP", "0"), ("RATE_WS_FRAMES", "1000/1s")]).unwrap();
+        assert_eq!(c.rate_posts_per_ip, Limit(None));
+        assert_eq!(
+            c.rate_ws_frames,
+            Limit(Rate::new(1000, Duration::from_secs(1)))
+        );
+        let e = config(&[("RATE_WS_FRAMES", "lots")]).unwrap_err();
+        assert_eq!(e.var, "RATE_WS_FRAMES");
+        assert_eq!(
+            config(&[("TRUSTED_PROXY_HOPS", "-1")]).unwrap_err().var,
+            "TRUSTED_PROXY_HOPS"
+        );
+    }
+
+    #[test]
+    fn every_limit_has_a_default_that_is_on() {
+        let c = config(&[]).unwrap();
+        assert!(c.rate_posts_per_ip.0.is_some() && c.rate_posts_per_sender.0.is_some());
+        assert!(c.rate_ws_connects_per_ip.0.is_some() && c.rate_ws_frames.0.is_some());
+        assert!(c.rate_ws_control_frames.0.is_some());
+        assert_eq!(c.trusted_proxy_hops, 0, "no proxy is trusted by default");
     }
 
     #[test]

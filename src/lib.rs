@@ -7,8 +7,11 @@
 pub mod config;
 pub mod healthcheck;
 pub mod metrics;
+pub mod net;
 pub mod router;
 pub mod routes;
+pub mod security;
+pub mod serve;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -12,6 +12,8 @@ use axum::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use app::domain::MessageKind;
+
 use crate::AppState;
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -19,28 +21,86 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 const COUNT_BUCKETS: &[f64] = &[0.0, 1.0, 5.0, 20.0, 100.0, 500.0, 2000.0, 10000.0];
 
-/// The process-wide recorder (installed on first use).
+/// The process-wide recorder (installed on first use), with every
+/// documented series registered at zero, so an alert on one sees 0 from the
+/// first scrape rather than no data.
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Suffix("_messages".into()), COUNT_BUCKETS)
                 })
                 .expect("valid buckets")
                 .install_recorder()
-                .expect("no other metrics recorder is installed")
+                .expect("no other metrics recorder is installed");
+            register_at_zero();
+            handle
         })
         .clone()
 }
 
-/// Records `http_request_duration_seconds{method, route, status}`. The
-/// route is the matched pattern (never the raw path, which is unbounded).
+/// Every series with a fixed set of labels, at zero.
+fn register_at_zero() {
+    use metrics::{counter, gauge, histogram};
+    for name in [
+        "websocket_connects_total",
+        "websocket_resumes_total",
+        "bus_recoveries_total",
+        "bus_recovered_messages_total",
+        "http_connections_refused_total",
+        "cross_site_requests_refused_total",
+    ] {
+        counter!(name).absolute(0);
+    }
+    for reason in server::realtime::socket::End::ALL {
+        counter!("websocket_disconnects_total", "reason" => reason.as_str()).absolute(0);
+    }
+    for kind in [MessageKind::User, MessageKind::Broadcast] {
+        counter!("messages_processed_total", "kind" => kind.as_str()).absolute(0);
+    }
+    for limit in ["post", "ws_connect", "ws_frame"] {
+        counter!("rate_limited_total", "limit" => limit).absolute(0);
+    }
+    for name in [
+        "websocket_connections_active",
+        "broadcast_leader",
+        "bus_connected",
+    ] {
+        gauge!(name).set(0.0);
+    }
+    for state in ["in_use", "idle"] {
+        gauge!("db_pool_connections", "state" => state).set(0.0);
+    }
+    // Histograms appear with their buckets, all at zero.
+    let _ = histogram!("fanout_latency_seconds");
+    let _ = histogram!("websocket_resume_replayed_messages");
+}
+
+/// HTTP methods as a fixed set of label values.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Records `http_request_duration_seconds{method, route, status}`. Every
+/// label comes from a fixed set: the method (others are "other"), the
+/// matched route pattern (never the raw path; "unmatched" otherwise) and
+/// the status code.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()

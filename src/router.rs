@@ -14,10 +14,16 @@ use tower::ServiceBuilder;
 use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    timeout::TimeoutLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use crate::{metrics, routes};
+use crate::{
+    metrics,
+    net::{self, TrustedHops},
+    routes,
+    security::{self, SecuritySettings},
+};
 
 /// Largest request body accepted (a 2000-character message is < 8 KiB).
 const BODY_LIMIT: usize = 64 * 1024;
@@ -29,14 +35,39 @@ pub struct AppState {
     pub chat: Chat,
 }
 
+/// How the router treats requests.
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    /// Serve `/metrics` here (false when it has an address of its own).
+    pub with_metrics: bool,
+    pub trusted_hops: TrustedHops,
+    /// Longest time for any request but the WebSocket.
+    pub request_timeout: std::time::Duration,
+    pub hsts_max_age_secs: u64,
+    pub allowed_origins: Vec<String>,
+}
+
 /// The app's routes. `/metrics` is among them unless it has an address of
 /// its own ([`metrics_router`]).
-pub fn router(state: AppState, with_metrics: bool) -> Router {
+pub fn router(state: AppState, settings: &RouterSettings) -> Router {
     let routes = generate_route_list(App);
+    // The endpoints a plain HTML form reaches: every server function,
+    // the older form post and the room form.
+    let mut form_paths: std::collections::HashSet<String> =
+        leptos::server_fn::axum::server_fn_paths()
+            .map(|(path, _)| path.to_owned())
+            .collect();
+    form_paths.extend(["/create/".to_owned(), "/join".to_owned()]);
+    let security = std::sync::Arc::new(SecuritySettings {
+        hsts_max_age_secs: settings.hsts_max_age_secs,
+        allowed_origins: settings.allowed_origins.clone(),
+        form_paths: std::sync::Arc::new(form_paths),
+    });
     let options = state.leptos_options.clone();
     // Server functions see the backend only through `app`'s seam.
     let backend: SharedBackend = std::sync::Arc::new(state.chat.clone());
     let context = move || provide_context(backend.clone());
+    let hops = settings.trusted_hops;
     let mut router = Router::new()
         .route(
             "/api/messages",
@@ -54,7 +85,7 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
         .route("/health/", get(routes::health))
         .route("/join", get(routes::join))
         .route("/", get(routes::home));
-    if with_metrics {
+    if settings.with_metrics {
         router = router.route("/metrics", get(metrics::render));
     }
     router
@@ -66,9 +97,27 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
             _,
         >(context, shell))
         .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(axum::middleware::from_fn_with_state(
+            security.clone(),
+            security::same_site_forms,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            security,
+            security::headers,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .map_request(move |mut req: axum::http::Request<axum::body::Body>| {
+                    let peer = net::peer(
+                        crate::serve::peer_addr(&req)
+                            .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                        req.headers(),
+                        hops,
+                    );
+                    req.extensions_mut().insert(peer);
+                    req
+                })
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|req: &axum::http::Request<_>| {
@@ -77,18 +126,31 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
                                 .get::<RequestId>()
                                 .and_then(|id| id.header_value().to_str().ok())
                                 .unwrap_or_default();
+                            let client = req
+                                .extensions()
+                                .get::<app::api::http::Peer>()
+                                .map(|p| p.ip.to_string())
+                                .unwrap_or_default();
                             // The path only: query strings may carry drafts.
                             tracing::info_span!(
                                 "request",
                                 method = %req.method(),
                                 path = %req.uri().path(),
-                                request_id
+                                request_id,
+                                client
                             )
                         })
                         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+                .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+                // A WebSocket answers its upgrade at once, so this bounds
+                // every plain request (reading its body included) without
+                // touching sockets.
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    settings.request_timeout,
+                )),
         )
         .with_state(state)
 }

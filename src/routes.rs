@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use app::{
-    api::{http, ApiError},
+    api::{
+        http::{self, Peer},
+        ApiError, Backend, Client,
+    },
     domain::{Message, PostInput, RoomId},
 };
 use axum::{
@@ -15,11 +18,11 @@ use axum::{
     },
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    Json,
+    Extension, Json,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use server::{service, store::ListQuery};
+use server::store::ListQuery;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::AppState;
@@ -161,23 +164,33 @@ impl From<PostBody> for PostInput {
         (status = 201, description = "Stored", body = Message),
         (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 422, description = "A rule was broken", body = ErrorBody),
+        (status = 429, description = "Too many posts from this client; see Retry-After", body = ErrorBody),
         (status = 503, description = "Database unavailable; safe to retry", body = ErrorBody),
     )
 )]
 pub async fn post_message(
     State(state): State<AppState>,
+    peer: Option<Extension<Peer>>,
     body: Result<Json<PostBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let post = PostInput::from(body).validate()?;
-    let message = service::post(&state.chat.store, post).await?;
+    let message = state.chat.post(post, client(peer)).await?;
     Ok((StatusCode::CREATED, Json(message)))
 }
 
-/// `POST /create/`: the older app's plain form post (`sender`, `content`);
-/// redirects to the page, which shows the message (or the error and draft).
+fn client(peer: Option<Extension<Peer>>) -> Client {
+    Client {
+        ip: peer.map(|Extension(p)| p.ip),
+    }
+}
+
+/// `POST /create/`: the older app's plain form post (`sender`, `content`,
+/// optionally `room`); redirects to the room's page, which shows the
+/// message, or the error and the unsent text.
 pub async fn create_form(
     State(state): State<AppState>,
+    peer: Option<Extension<Peer>>,
     form: Result<Form<PostBody>, FormRejection>,
 ) -> Response {
     let Form(form) = match form {
@@ -185,21 +198,33 @@ pub async fn create_form(
         Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
     };
     let content = form.content.clone();
+    let page = match form.room.as_deref().map(str::trim) {
+        Some(room) if !room.is_empty() => match RoomId::parse(room) {
+            Ok(room) => format!("/r/{room}"),
+            Err(_) => "/r/lobby".to_owned(),
+        },
+        _ => "/r/lobby".to_owned(),
+    };
     let result = match PostInput::from(form).validate() {
-        Ok(post) => service::post(&state.chat.store, post).await,
+        Ok(post) => state.chat.post(post, client(peer)).await,
         Err(e) => Err(e.into()),
     };
     match result {
-        Ok(_) => Redirect::to("/").into_response(),
-        Err(e) => Redirect::to(&http::error_location("/", &e, &content)).into_response(),
+        Ok(_) => Redirect::to(&page).into_response(),
+        Err(e) => Redirect::to(&http::error_location(&page, &e, &content)).into_response(),
     }
 }
 
-/// `GET /`: the lobby.
-pub async fn home() -> Response {
+/// `GET /`: the lobby (a query string, such as an error and a draft, goes
+/// along).
+pub async fn home(uri: axum::http::Uri) -> Response {
+    let location = match uri.query() {
+        Some(query) => format!("/r/lobby?{query}"),
+        None => "/r/lobby".to_owned(),
+    };
     (
         StatusCode::FOUND,
-        [(axum::http::header::LOCATION, "/r/lobby")],
+        [(axum::http::header::LOCATION, location)],
     )
         .into_response()
 }

@@ -4,13 +4,15 @@
 use std::future::Future;
 
 use leptos::prelude::LeptosOptions;
-use server::{store::PoolOptions, Chat, Settings, SocketSettings};
+use server::{limits::LimitSettings, store::PoolOptions, Chat, Settings, SocketSettings};
 use tokio::net::TcpListener;
 
 use crate::{
     config::{self, Config},
     metrics,
-    router::{metrics_router, router, AppState},
+    net::TrustedHops,
+    router::{metrics_router, router, AppState, RouterSettings},
+    serve::ServeSettings,
     shutdown,
 };
 
@@ -50,10 +52,28 @@ pub fn settings(config: &Config) -> Settings {
         },
         broadcast: config.broadcast(),
         presence_ttl: config.presence_ttl_secs,
+        max_rooms: config.max_rooms as usize,
         sockets: SocketSettings {
             allowed_origins: config.allowed_origins.clone(),
             ping_interval: config.ws_ping_secs,
+            send_timeout: config.ws_send_timeout_secs,
+            replay_limit: config.ws_replay_max,
         },
+        limits: LimitSettings {
+            posts_per_ip: config.rate_posts_per_ip.0,
+            posts_per_sender: config.rate_posts_per_sender.0,
+            connects_per_ip: config.rate_ws_connects_per_ip.0,
+            frames_per_socket: config.rate_ws_frames.0,
+            control_frames_per_socket: config.rate_ws_control_frames.0,
+        },
+    }
+}
+
+/// What the accept loop needs from the configuration.
+pub fn serve_settings(config: &Config) -> ServeSettings {
+    ServeSettings {
+        max_connections: config.max_connections as usize,
+        header_read_timeout: config.header_read_timeout_secs,
     }
 }
 
@@ -71,17 +91,24 @@ pub async fn build(config: &Config) -> Result<(axum::Router, AppState), StartErr
         leptos_options: leptos_options(config),
         chat,
     };
-    Ok((router(state.clone(), config.metrics_addr.is_none()), state))
+    let settings = RouterSettings {
+        with_metrics: config.metrics_addr.is_none(),
+        trusted_hops: TrustedHops(config.trusted_proxy_hops),
+        request_timeout: config.request_timeout_secs,
+        hsts_max_age_secs: config.hsts_max_age_secs,
+        allowed_origins: config.allowed_origins.clone(),
+    };
+    Ok((router(state.clone(), &settings), state))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
+    settings: ServeSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    crate::serve::serve(listener, router, settings, shutdown)
         .await
         .map_err(StartError::Serve)
 }
@@ -99,6 +126,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tokio::spawn(serve(
             listener,
             metrics_router(state.clone()),
+            ServeSettings::default(),
             std::future::pending(),
         ));
     }
@@ -112,7 +140,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let (signalled, signal) = tokio::sync::oneshot::channel();
     let stop_accepting =
         shutdown::stop_accepting(state.chat.clone(), config.shutdown_drain(), signalled);
-    let server = serve(listener, router, stop_accepting);
+    let server = serve(listener, router, serve_settings(&config), stop_accepting);
     tokio::pin!(server);
     // Serve until the shutdown sequence lets the server finish, bounded by
     // the grace period once a signal has arrived.

@@ -176,10 +176,11 @@ fn backend_modules_point_one_way() {
         &graph,
         &[
             ("wire", &[]),
+            ("limits", &[]),
             ("store", &["wire"]),
             ("error", &["store"]),
             ("service", &["store"]),
-            ("realtime", &["store", "wire"]),
+            ("realtime", &["store", "wire", "limits"]),
             ("cluster", &["store", "realtime", "service", "wire"]),
             ("testing", &[]),
         ],

@@ -13,6 +13,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod limits;
 pub mod realtime;
 pub mod service;
 pub mod store;
@@ -23,13 +24,14 @@ pub mod wire;
 use std::{sync::Arc, time::Duration};
 
 use app::{
-    api::{ApiError, Backend},
+    api::{ApiError, Backend, Client},
     domain::{Message, NewPost, RoomId, RoomSummary},
 };
 use async_trait::async_trait;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use cluster::broadcaster;
+use limits::{LimitSettings, Limits};
 use realtime::{hub::Hub, presence::Presence};
 use store::{ListQuery, PoolOptions, Store, StoreError};
 
@@ -44,7 +46,10 @@ pub struct Settings {
     pub broadcast: Option<(Duration, Duration)>,
     /// How long another instance's presence is trusted without a heartbeat.
     pub presence_ttl: Duration,
+    /// Rooms followed on this instance at once, at most.
+    pub max_rooms: usize,
     pub sockets: SocketSettings,
+    pub limits: LimitSettings,
 }
 
 /// What the WebSocket handler needs at run time.
@@ -55,6 +60,11 @@ pub struct SocketSettings {
     /// How often the server pings each WebSocket; a peer silent for two
     /// intervals is dropped.
     pub ping_interval: Duration,
+    /// How long one frame may take to go out before the peer counts as gone
+    /// (it stopped reading).
+    pub send_timeout: Duration,
+    /// Messages one subscription replays at most; a longer backlog is paged.
+    pub replay_limit: u32,
 }
 
 impl Default for SocketSettings {
@@ -62,6 +72,8 @@ impl Default for SocketSettings {
         Self {
             allowed_origins: Vec::new(),
             ping_interval: Duration::from_secs(20),
+            send_timeout: Duration::from_secs(10),
+            replay_limit: 1000,
         }
     }
 }
@@ -73,6 +85,7 @@ pub struct Chat {
     pub hub: Hub,
     pub presence: Presence,
     pub sockets: Arc<SocketSettings>,
+    pub limits: Arc<Limits>,
     /// Cancelled when the instance starts shutting down: sockets close with
     /// 1001 and new ones are refused.
     pub shutdown: CancellationToken,
@@ -86,7 +99,13 @@ impl Chat {
     pub async fn start(settings: &Settings) -> Result<Self, StoreError> {
         let opened = store::open(&settings.database_url, &settings.pool).await?;
         let store = opened.store.clone();
-        let hub = Hub::new(store.clone(), realtime::hub::DEFAULT_CAPACITY);
+        let hub = Hub::new(
+            store.clone(),
+            realtime::hub::DEFAULT_CAPACITY,
+            settings.max_rooms,
+        );
+        let limits = Arc::new(Limits::new(settings.limits.clone()));
+        tokio::spawn(sweep(Arc::downgrade(&limits)));
         let presence = Presence::new(hub.clone(), opened.postgres.clone(), settings.presence_ttl);
         cluster::feed::start(opened.commits, hub.clone(), presence.clone()).await;
         let interval = settings
@@ -112,9 +131,23 @@ impl Chat {
             hub,
             presence,
             sockets: Arc::new(settings.sockets.clone()),
+            limits,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
         })
+    }
+}
+
+/// Forgets rate-limit keys whose quota refilled, every 10 s, for as long as
+/// the limits exist.
+async fn sweep(limits: std::sync::Weak<Limits>) {
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        every.tick().await;
+        match limits.upgrade() {
+            Some(limits) => limits.sweep(),
+            None => return,
+        }
     }
 }
 
@@ -139,7 +172,13 @@ impl Backend for Chat {
         Ok(self.store.rooms(limit).await?)
     }
 
-    async fn post(&self, post: NewPost) -> Result<Message, ApiError> {
+    async fn post(&self, post: NewPost, from: Client) -> Result<Message, ApiError> {
+        if let Err(wait) = self.limits.post(from.ip, post.sender.as_str()) {
+            metrics::counter!("rate_limited_total", "limit" => "post").increment(1);
+            return Err(ApiError::RateLimited {
+                retry_after_ms: wait.millis(),
+            });
+        }
         service::post(&self.store, post).await
     }
 }

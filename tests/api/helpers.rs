@@ -52,6 +52,11 @@ pub async fn spawn_app(db: TestDb, env: &[(&str, &str)]) -> TestApp {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".into(), db.url().to_owned()),
         ("BROADCAST_MIN_SECS".into(), "0".into()),
+        // Tests post and connect fast from one address; the limits have
+        // tests of their own that turn them on.
+        ("RATE_POSTS_PER_IP".into(), "0".into()),
+        ("RATE_POSTS_PER_SENDER".into(), "0".into()),
+        ("RATE_WS_CONNECTS_PER_IP".into(), "0".into()),
         ("LEPTOS_SITE_ADDR".into(), "127.0.0.1:0".into()),
     ]);
     for (k, v) in env {
@@ -65,6 +70,7 @@ pub async fn spawn_app(db: TestDb, env: &[(&str, &str)]) -> TestApp {
     tokio::spawn(chat::startup::serve(
         listener,
         router,
+        chat::startup::serve_settings(&config),
         std::future::pending(),
     ));
     let http = reqwest::Client::builder()

@@ -94,8 +94,46 @@ both_backends!(compatibility_routes, |db: TestDb| async move {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/");
+    assert_eq!(res.headers()["location"], "/r/lobby");
     assert_eq!(app.messages("").await[1]["content"], "from the old form");
+    // A refused one comes back to the room page with its error and text,
+    // and `/` passes them on to the lobby.
+    let res = app
+        .http
+        .post(app.url("/create/"))
+        .form(&[("sender", "form-user"), ("content", "   ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/r/lobby?error=content_empty&draft=%20%20%20"
+    );
+    let res = app
+        .http
+        .get(app.url("/?error=content_empty&draft=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["location"],
+        "/r/lobby?error=content_empty&draft=x"
+    );
+    let page = app
+        .http
+        .get(app.url("/r/lobby?error=sender_empty&draft=keep%20me"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Please enter a name."),
+        "the error shows in the page"
+    );
+    assert!(page.contains("keep me"), "the draft is back in the box");
     let res = app
         .http
         .post(app.url("/create/"))
@@ -107,7 +145,7 @@ both_backends!(compatibility_routes, |db: TestDb| async move {
     assert!(res.headers()["location"]
         .to_str()
         .unwrap()
-        .starts_with("/?error=content_empty"));
+        .starts_with("/r/lobby?error=content_empty"));
     // GET /health/ is GET /health.
     let res = app.http.get(app.url("/health/")).send().await.unwrap();
     assert_eq!(res.status(), 200);

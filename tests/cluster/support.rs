@@ -44,6 +44,10 @@ impl Instance {
             .env("LEPTOS_SITE_ADDR", addr.to_string())
             .env("DATABASE_URL", database_url)
             .env("BROADCAST_MIN_SECS", "0")
+            // Tests post and connect fast from one address.
+            .env("RATE_POSTS_PER_IP", "0")
+            .env("RATE_POSTS_PER_SENDER", "0")
+            .env("RATE_WS_CONNECTS_PER_IP", "0")
             .env("RUST_LOG", "warn")
             .env("LEPTOS_SITE_ROOT", std::env::temp_dir())
             .stdin(Stdio::null())

@@ -22,9 +22,25 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<Message>, ApiError>;
     /// Rooms with recent activity, newest first.
     async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, ApiError>;
-    /// Stores a post and fans it out; returns it as stored (the same message
-    /// again for a repeated id).
-    async fn post(&self, post: NewPost) -> Result<Message, ApiError>;
+    /// Stores a post from `from` and fans it out; returns it as stored (the
+    /// same message again for a repeated id). Refused with
+    /// [`ApiError::RateLimited`] when the client posts too fast.
+    async fn post(&self, post: NewPost, from: Client) -> Result<Message, ApiError>;
+}
+
+/// Who is posting, as far as the server can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Client {
+    pub ip: Option<std::net::IpAddr>,
+}
+
+impl Client {
+    /// The client of the current request (inside a server function).
+    pub fn current() -> Self {
+        Self {
+            ip: super::http::peer().map(|p| p.ip),
+        }
+    }
 }
 
 /// The form in which the backend travels as context.

@@ -16,9 +16,12 @@ pub enum ApiError {
     /// 400: the request itself was malformed.
     #[error("{0}")]
     BadRequest(String),
-    /// 403: e.g. a WebSocket from a foreign origin.
+    /// 403: e.g. a WebSocket from a foreign origin, or a cross-site form.
     #[error("{0}")]
     Forbidden(String),
+    /// 429: too many requests from this client; try again after the wait.
+    #[error("You are sending too fast. Please wait {} s.", retry_after_ms.div_ceil(1000))]
+    RateLimited { retry_after_ms: u64 },
     /// 503: the database did not answer in time; retrying later is safe.
     #[error("The chat is temporarily unavailable. Your message was not sent; please try again.")]
     Unavailable,
@@ -37,9 +40,20 @@ impl ApiError {
             ApiError::Invalid(_) => 422,
             ApiError::BadRequest(_) => 400,
             ApiError::Forbidden(_) => 403,
+            ApiError::RateLimited { .. } => 429,
             ApiError::Unavailable => 503,
             ApiError::Internal => 500,
             ApiError::Transport(_) => 502,
+        }
+    }
+}
+
+impl ApiError {
+    /// For `Retry-After`: whole seconds, rounded up.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_ms } => Some(retry_after_ms.div_ceil(1000)),
+            _ => None,
         }
     }
 }
@@ -68,6 +82,8 @@ impl ApiError {
                 ValidationError::SenderEmpty => "sender_empty",
                 ValidationError::SenderTooLong => "sender_too_long",
                 ValidationError::SenderControl => "sender_control",
+                ValidationError::SenderFormat => "sender_format",
+                ValidationError::SenderReserved => "sender_reserved",
                 ValidationError::ContentEmpty => "content_empty",
                 ValidationError::ContentTooLong(_) => "content_too_long",
                 ValidationError::ContentControl => "content_control",
@@ -76,6 +92,7 @@ impl ApiError {
             },
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal | ApiError::Transport(_) => "internal",
         }
@@ -89,6 +106,8 @@ impl ApiError {
             "sender_empty" => ValidationError::SenderEmpty,
             "sender_too_long" => ValidationError::SenderTooLong,
             "sender_control" => ValidationError::SenderControl,
+            "sender_format" => ValidationError::SenderFormat,
+            "sender_reserved" => ValidationError::SenderReserved,
             "content_empty" => ValidationError::ContentEmpty,
             "content_too_long" => {
                 ValidationError::ContentTooLong(crate::domain::content_chars(draft))
@@ -102,6 +121,12 @@ impl ApiError {
                 ))
             }
             "forbidden" => return Some(ApiError::Forbidden("Not allowed.".into())),
+            // The exact wait is not carried in the URL; a few seconds is honest.
+            "rate_limited" => {
+                return Some(ApiError::RateLimited {
+                    retry_after_ms: 5000,
+                })
+            }
             "unavailable" => return Some(ApiError::Unavailable),
             "internal" => return Some(ApiError::Internal),
             _ => return None,
@@ -116,11 +141,18 @@ impl axum::response::IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
         let status = axum::http::StatusCode::from_u16(self.status())
             .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        (
+        let mut response = (
             status,
             axum::Json(serde_json::json!({ "error": self.to_string() })),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after_secs() {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 
@@ -135,11 +167,16 @@ mod tests {
             ApiError::Invalid(ValidationError::SenderEmpty),
             ApiError::Invalid(ValidationError::SenderTooLong),
             ApiError::Invalid(ValidationError::SenderControl),
+            ApiError::Invalid(ValidationError::SenderFormat),
+            ApiError::Invalid(ValidationError::SenderReserved),
             ApiError::Invalid(ValidationError::ContentEmpty),
             ApiError::Invalid(ValidationError::ContentControl),
             ApiError::Invalid(ValidationError::Id),
             ApiError::Unavailable,
             ApiError::Internal,
+            ApiError::RateLimited {
+                retry_after_ms: 5000,
+            },
         ];
         for e in all {
             assert_eq!(ApiError::from_code(e.code(), ""), Some(e));

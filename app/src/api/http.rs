@@ -10,6 +10,77 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use super::ApiError;
 use crate::domain::{name_cookie, NAME_COOKIE};
 
+/// Who sent a request: the client's address and whether it reached us over
+/// TLS, as the binary's middleware works them out from the connection and
+/// (only through the configured number of trusted proxies) from
+/// `X-Forwarded-For` / `X-Forwarded-Proto`. A request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub ip: std::net::IpAddr,
+    pub https: bool,
+}
+
+/// Whether `origin` (an `Origin` header) is this site's own origin (the
+/// same scheme and host as the request) or in `allowed` (`*` allows any).
+/// Used by the WebSocket's origin check and the cross-site form guard.
+pub fn origin_allowed(origin: &str, host: Option<&str>, https: bool, allowed: &[String]) -> bool {
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let scheme = if https { "https" } else { "http" };
+    host.is_some_and(|host| {
+        origin
+            .strip_prefix(scheme)
+            .and_then(|rest| rest.strip_prefix("://"))
+            .is_some_and(|o| o.eq_ignore_ascii_case(host))
+    })
+}
+
+/// Sets the page's Content-Security-Policy, with this render's nonce:
+/// scripts only from the nonced hydration script and what it imports
+/// (`'strict-dynamic'`), the WASM it compiles (`'wasm-unsafe-eval'`),
+/// everything else from this origin (and its WebSocket) only, never framed.
+/// Called from the page shell while it renders.
+pub fn set_page_csp() {
+    let Some(res) = use_context::<ResponseOptions>() else {
+        return;
+    };
+    let nonce = leptos::nonce::use_nonce()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let https = peer().is_some_and(|p| p.https);
+    let host = use_context::<Parts>()
+        .and_then(|p| p.headers.get(header::HOST).cloned())
+        .and_then(|h| h.to_str().ok().map(str::to_owned));
+    let socket = match host {
+        Some(host) if https => format!(" wss://{host}"),
+        Some(host) => format!(" ws://{host}"),
+        None => String::new(),
+    };
+    // `cargo leptos watch` reloads the page over a socket of its own.
+    let dev = if std::env::var_os("LEPTOS_WATCH").is_some() {
+        " ws: wss:"
+    } else {
+        ""
+    };
+    let csp = format!(
+        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'{socket}{dev}; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        res.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// The current request's [`Peer`], inside a server function.
+pub fn peer() -> Option<Peer> {
+    use_context::<Parts>()?.extensions.get::<Peer>().copied()
+}
+
 /// A no-JS error redirect carries the draft back only up to this size, to stay
 /// well inside proxies' URL limits; browsers also keep it on "Back".
 const MAX_DRAFT_IN_URL: usize = 6000;
@@ -22,8 +93,12 @@ pub fn is_plain_form() -> bool {
         .unwrap_or(false)
 }
 
+/// The error's status (and `Retry-After`, when it has one) on the response.
 pub fn set_status(error: &ApiError) {
     set_status_code(error.status());
+    if let (Some(secs), Some(res)) = (error.retry_after_secs(), use_context::<ResponseOptions>()) {
+        res.insert_header(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
 }
 
 pub fn set_status_code(code: u16) {
@@ -36,9 +111,10 @@ pub fn set_status_code(code: u16) {
 /// mark their own messages even when rendered on the server.
 pub fn remember_name(name: &str) {
     let encoded = Cookie::new(NAME_COOKIE, name).encoded().to_string();
+    let secure = peer().is_some_and(|p| p.https);
     let value = encoded
         .split_once('=')
-        .map_or(String::new(), |(_, v)| name_cookie(v));
+        .map_or(String::new(), |(_, v)| name_cookie(v, secure));
     if let (Some(res), Ok(v)) = (
         use_context::<ResponseOptions>(),
         HeaderValue::from_str(&value),
@@ -90,6 +166,35 @@ mod tests {
         );
         assert_eq!(cookie_value(&h, NAME_COOKIE).as_deref(), Some("あ b"));
         assert_eq!(cookie_value(&h, "missing"), None);
+    }
+
+    #[test]
+    fn origins_match_on_scheme_and_host() {
+        let none: &[String] = &[];
+        let host = Some("chat.example");
+        assert!(origin_allowed("https://chat.example", host, true, none));
+        assert!(!origin_allowed("http://chat.example", host, true, none));
+        assert!(!origin_allowed("https://chat.example", host, false, none));
+        assert!(!origin_allowed(
+            "https://chat.example.evil",
+            host,
+            true,
+            none
+        ));
+        assert!(!origin_allowed("null", host, true, none));
+        assert!(!origin_allowed("https://chat.example", None, true, none));
+        assert!(origin_allowed(
+            "https://app.example",
+            host,
+            true,
+            &["https://app.example".into()]
+        ));
+        assert!(origin_allowed(
+            "https://x.example",
+            host,
+            false,
+            &["*".into()]
+        ));
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub async fn post_message(
         id,
     };
     let result = match input.validate() {
-        Ok(post) => backend.post(post).await,
+        Ok(post) => backend.post(post, super::Client::current()).await,
         Err(e) => Err(e.into()),
     };
     match &result {

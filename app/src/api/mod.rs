@@ -11,6 +11,6 @@ pub mod http;
 mod messages;
 
 #[cfg(feature = "ssr")]
-pub use backend::{backend, Backend, SharedBackend};
+pub use backend::{backend, Backend, Client, SharedBackend};
 pub use error::ApiError;
 pub use messages::*;

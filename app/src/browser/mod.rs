@@ -140,7 +140,10 @@ pub fn remember_name(name: &str) {
             return;
         }
         let encoded: String = js_sys::encode_uri_component(name).into();
-        let cookie = crate::domain::name_cookie(&encoded);
+        let secure = web_sys::window()
+            .and_then(|w| w.location().protocol().ok())
+            .is_some_and(|p| p == "https:");
+        let cookie = crate::domain::name_cookie(&encoded, secure);
         if let Some(doc) = web_sys::window()
             .and_then(|w| w.document())
             .and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok())

@@ -12,10 +12,12 @@ pub const NAME_COOKIE: &str = "chat_name";
 pub const NAME_COOKIE_MAX_AGE_SECS: u32 = 365 * 24 * 3600;
 
 /// A `Set-Cookie` / `document.cookie` value for `name`, already
-/// percent-encoded by the caller (each side has its own encoder).
-pub fn name_cookie(encoded_name: &str) -> String {
+/// percent-encoded by the caller (each side has its own encoder). `secure`
+/// when the page is served over HTTPS.
+pub fn name_cookie(encoded_name: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
     format!(
-        "{NAME_COOKIE}={encoded_name}; Path=/; Max-Age={NAME_COOKIE_MAX_AGE_SECS}; SameSite=Lax"
+        "{NAME_COOKIE}={encoded_name}; Path=/; Max-Age={NAME_COOKIE_MAX_AGE_SECS}; SameSite=Lax{secure}"
     )
 }
 
@@ -76,8 +78,9 @@ mod tests {
     #[test]
     fn the_name_cookie_lives_a_year_on_the_whole_site() {
         assert_eq!(
-            name_cookie("a%20b"),
+            name_cookie("a%20b", false),
             "chat_name=a%20b; Path=/; Max-Age=31536000; SameSite=Lax"
         );
+        assert!(name_cookie("a", true).ends_with("; SameSite=Lax; Secure"));
     }
 }

@@ -10,8 +10,15 @@ pub enum ServerFrame {
     /// A committed message (backlog or live), in seq order per room.
     Message(Message),
     /// A subscription's backlog is complete; `head` is the last seq the
-    /// client now has in `room`.
+    /// client now has in `room`. When the client asked to resume from
+    /// beyond the room's head, `head` is the room's real head (lower than
+    /// what it asked for): the client has everything up to it, and every
+    /// later message follows.
     Ready { room: String, head: i64 },
+    /// The backlog was longer than one subscription replays: the client has
+    /// everything up to `after` and is *not* following `room` yet. It pages
+    /// on by subscribing again with this `after`.
+    More { room: String, after: i64 },
     /// Who is in `room` now, across all instances: distinct names, and a
     /// count that includes visitors without a name.
     Presence {
@@ -21,8 +28,14 @@ pub enum ServerFrame {
     },
     /// `name` is typing in `room` (ephemeral; shown for 5 s).
     Typing { room: String, name: String },
-    /// A client frame was refused (e.g. a bad room name).
-    Error { error: String },
+    /// A client frame was refused (e.g. a bad room name, or too many frames:
+    /// then `retry_after_ms` says when to try again). The socket stays open,
+    /// unless refusals go on (then it closes with 1008).
+    Error {
+        error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
 }
 
 impl ServerFrame {
@@ -127,6 +140,22 @@ mod tests {
                 room: "general".into(),
                 after: Some(4)
             }
+        );
+        assert_eq!(
+            serde_json::to_value(ServerFrame::More {
+                room: "lobby".into(),
+                after: 1000
+            })
+            .unwrap(),
+            serde_json::json!({"type": "more", "room": "lobby", "after": 1000})
+        );
+        assert_eq!(
+            serde_json::to_value(ServerFrame::Error {
+                error: "Slow down.".into(),
+                retry_after_ms: Some(1500)
+            })
+            .unwrap(),
+            serde_json::json!({"type": "error", "error": "Slow down.", "retry_after_ms": 1500})
         );
         let c: ClientFrame =
             serde_json::from_str(r#"{"type":"subscribe","room":"general"}"#).unwrap();

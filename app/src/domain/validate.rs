@@ -21,6 +21,10 @@ pub enum ValidationError {
     SenderTooLong,
     #[error("Names cannot contain control characters.")]
     SenderControl,
+    #[error("Names cannot contain invisible or text-direction characters.")]
+    SenderFormat,
+    #[error("This name is reserved; please choose another.")]
+    SenderReserved,
     #[error("Please write a message.")]
     ContentEmpty,
     #[error("Messages can be at most {MAX_CONTENT_CHARS} characters ({0} given).")]
@@ -73,7 +77,12 @@ impl fmt::Display for RoomId {
     }
 }
 
-/// A display name: 1-32 characters after trimming, no control characters.
+/// Names nobody may take: they look like the server's own voice.
+const RESERVED_NAMES: &[&str] = &["server", "system", "admin", "announcements"];
+
+/// A display name: 1-32 characters after trimming, no control characters,
+/// no invisible or text-direction ("format") characters, nothing that
+/// looks like the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderName(String);
 
@@ -87,14 +96,55 @@ impl SenderName {
             Err(ValidationError::SenderTooLong)
         } else if s.chars().any(char::is_control) {
             Err(ValidationError::SenderControl)
+        } else if s.chars().any(is_format) {
+            Err(ValidationError::SenderFormat)
+        } else if looks_reserved(s) {
+            Err(ValidationError::SenderReserved)
         } else {
             Ok(Self(s.to_owned()))
         }
     }
 
+    /// The server's own name, for its broadcasts (no person can take it).
+    pub fn server() -> Self {
+        Self("server".to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Unicode's format characters (category Cf: zero-width spaces and
+/// joiners, bidi embeddings, overrides and isolates, the BOM, invisible
+/// operators, tags…) and the line and paragraph separators. In a name they
+/// only serve to make two names look alike or text run backwards.
+pub fn is_format(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x180E | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
+/// Whether `name` passes for one of the reserved names: compared without
+/// case, width (full-width Latin letters are folded) or anything but
+/// letters and digits, and any name with the broadcast megaphone.
+fn looks_reserved(name: &str) -> bool {
+    if name.contains('📣') {
+        return true;
+    }
+    let folded: String = name
+        .chars()
+        .map(|c| match c as u32 {
+            // Full-width ASCII (U+FF01-U+FF5E) is ASCII shifted.
+            cp @ 0xFF01..=0xFF5E => char::from_u32(cp - 0xFEE0).unwrap_or(c),
+            _ => c,
+        })
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    RESERVED_NAMES.contains(&folded.as_str())
 }
 
 /// A message text: 1-2000 characters (not bytes) after trimming; newlines
@@ -200,6 +250,59 @@ mod tests {
             SenderName::parse("a\u{7}b"),
             Err(ValidationError::SenderControl)
         );
+    }
+
+    #[test]
+    fn names_cannot_hide_characters_or_turn_text_around() {
+        for name in [
+            "ali\u{200B}ce",  // zero-width space
+            "ali\u{200D}ce",  // zero-width joiner
+            "\u{202E}ecila",  // right-to-left override
+            "alice\u{2066}",  // left-to-right isolate
+            "\u{FEFF}alice",  // byte order mark
+            "al\u{00AD}ice",  // soft hyphen
+            "alice\u{E0041}", // tag character
+        ] {
+            assert_eq!(
+                SenderName::parse(name),
+                Err(ValidationError::SenderFormat),
+                "{name:?}"
+            );
+        }
+        // Real names in any script stay fine.
+        for name in ["アリス", "Zoë", "محمد", "Ли", "🌸 hana"] {
+            assert!(SenderName::parse(name).is_ok(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn names_that_look_like_the_server_are_reserved() {
+        for name in [
+            "server",
+            "Server",
+            "SERVER",
+            "ｓｅｒｖｅｒ",
+            "s.e.r.v.e.r",
+            "📣 alice",
+            "System",
+            "admin",
+        ] {
+            assert_eq!(
+                SenderName::parse(name),
+                Err(ValidationError::SenderReserved),
+                "{name:?}"
+            );
+        }
+        assert!(SenderName::parse("servers").is_ok());
+        assert!(SenderName::parse("observer").is_ok());
+        assert_eq!(SenderName::server().as_str(), "server");
+    }
+
+    #[test]
+    fn content_keeps_emoji_sequences_whole() {
+        // Family (ZWJ), skin tone modifier, flag, keycap.
+        let text = "👨\u{200D}👩\u{200D}👧 👍🏽 🇯🇵 1\u{FE0F}\u{20E3}";
+        assert_eq!(MessageBody::parse(text).unwrap().as_str(), text);
     }
 
     #[test]

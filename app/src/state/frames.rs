@@ -38,7 +38,16 @@ impl Live {
                     }
                 }
             }
-            ServerFrame::Error { error } => {
+            ServerFrame::More { room, after } => {
+                // The backlog goes on: page through it on the same socket.
+                if self.feed(&room).is_some() || room == ANNOUNCEMENTS {
+                    self.send(crate::domain::ClientFrame::Subscribe {
+                        room,
+                        after: Some(after),
+                    });
+                }
+            }
+            ServerFrame::Error { error, .. } => {
                 leptos::logging::warn!("server refused a frame: {error}");
             }
         }

@@ -27,6 +27,8 @@ use room_list::{MenuOpen, RoomList, Seen};
 
 /// The HTML document around the app (server side only).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::api::http::set_page_csp();
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -14,8 +14,6 @@ use crate::{
     store::{NewMessage, Store},
 };
 
-pub const SENDER: &str = "server";
-
 const LINES: &[&str] = &[
     "Welcome! Be kind, and have fun.",
     "Tip: Shift+Enter starts a new line.",
@@ -67,7 +65,7 @@ pub async fn run(store: Arc<dyn Store>, room: RoomId, interval: Interval) {
             room: room.clone(),
             id: Uuid::new_v4(),
             kind: MessageKind::Broadcast,
-            sender: SenderName::parse(SENDER).expect("valid sender"),
+            sender: SenderName::server(),
             content: MessageBody::parse(line).expect("valid line"),
         };
         if let Err(e) = service::insert(store.clone(), new).await {

@@ -7,20 +7,35 @@
 //! to the room's `broadcast` channel. Each socket holds a receiver: a bounded
 //! queue of its own, so a slow socket lags alone and never slows the others.
 //! The hub never touches a socket and holds its lock only for map lookups.
+//!
+//! A room's entry (and its channel's buffer) exists while somebody follows
+//! it: a [`Subscription`] is a guard, and the last one to go removes the
+//! entry. At most `max_rooms` rooms are followed at once. Nothing a client
+//! sends moves the hub's idea of where a room's sequence is: that comes from
+//! the store and the commit feed only.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
 use app::domain::{Message, RoomId, ServerFrame};
 use axum::extract::ws::Utf8Bytes;
+use futures::Stream;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 
 use crate::store::{Pages, Store};
 
 /// Frames a socket may fall behind before it is closed and told to resume.
 pub const DEFAULT_CAPACITY: usize = 1024;
+/// Rooms followed on one instance at once, by default.
+pub const DEFAULT_MAX_ROOMS: usize = 2000;
 
 /// One frame, serialised once and shared by every socket in the room: a
 /// message (with its seq) or an ephemeral event (presence, typing).
@@ -57,18 +72,25 @@ enum Command {
     Resync(oneshot::Sender<usize>),
 }
 
+type Rooms = Arc<Mutex<HashMap<RoomId, Room>>>;
+
 #[derive(Clone)]
 pub struct Hub {
-    rooms: Arc<Mutex<HashMap<RoomId, Room>>>,
+    rooms: Rooms,
     /// Open sockets (whatever their subscriptions).
     connections: Arc<std::sync::atomic::AtomicUsize>,
     ingest: mpsc::UnboundedSender<Command>,
     capacity: usize,
+    max_rooms: usize,
 }
+
+/// Every room this instance may follow is already followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyRooms;
 
 impl Hub {
     /// Starts the hub's ingest task. `store` fills gaps in the sequence.
-    pub fn new(store: Arc<dyn Store>, capacity: usize) -> Self {
+    pub fn new(store: Arc<dyn Store>, capacity: usize, max_rooms: usize) -> Self {
         let (ingest, rx) = mpsc::unbounded_channel();
         let rooms = Arc::new(Mutex::new(HashMap::new()));
         tokio::spawn(ingest_loop(rooms.clone(), store, rx));
@@ -77,26 +99,43 @@ impl Hub {
             connections: Arc::default(),
             ingest,
             capacity,
+            max_rooms,
         }
     }
 
     /// Subscribes to a room's live frames. Subscribe *before* reading the
-    /// backlog, so nothing committed in between is missed.
-    pub fn subscribe(&self, room: &RoomId) -> broadcast::Receiver<Frame> {
+    /// backlog, so nothing committed in between is missed. Dropping the
+    /// subscription unsubscribes.
+    pub fn subscribe(&self, room: &RoomId) -> Result<Subscription, TooManyRooms> {
         let mut rooms = self.rooms.lock().expect("hub lock poisoned");
-        rooms
+        if !rooms.contains_key(room) && rooms.len() >= self.max_rooms {
+            return Err(TooManyRooms);
+        }
+        let rx = rooms
             .entry(room.clone())
             .or_insert_with(|| Room {
                 tx: broadcast::channel(self.capacity).0,
                 last_seq: None,
             })
             .tx
-            .subscribe()
+            .subscribe();
+        Ok(Subscription {
+            stream: Some(BroadcastStream::new(rx)),
+            room: room.clone(),
+            rooms: self.rooms.clone(),
+        })
     }
 
-    /// A socket has everything up to `head`: if the hub has not sent anything
-    /// in this room yet, that is where its sequence starts (so a resync knows
-    /// what to read).
+    /// Rooms with a hub entry now (followed by at least one socket, or about
+    /// to be dropped).
+    pub fn rooms(&self) -> usize {
+        self.rooms.lock().expect("hub lock poisoned").len()
+    }
+
+    /// The store says `room`'s head is `head` (read after subscribing): if
+    /// the hub has not sent anything in this room yet, that is where its
+    /// sequence starts, so a resync knows what to read. Only ever pass a
+    /// value read from the store: a client's `after` must never move it.
     pub fn seen(&self, room: &RoomId, head: i64) {
         let mut rooms = self.rooms.lock().expect("hub lock poisoned");
         if let Some(r) = rooms.get_mut(room) {
@@ -154,6 +193,41 @@ impl Hub {
     /// Open sockets on this instance.
     pub fn connections(&self) -> usize {
         self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One socket's place in one room: a stream of the room's frames. When the
+/// last subscription of a room is dropped, the hub forgets the room.
+pub struct Subscription {
+    stream: Option<BroadcastStream<Frame>>,
+    room: RoomId,
+    rooms: Rooms,
+}
+
+impl Stream for Subscription {
+    type Item = Result<Frame, BroadcastStreamRecvError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.stream.as_mut() {
+            Some(s) => Pin::new(s).poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // Let go of the receiver first, then look under the lock: a socket
+        // subscribing at the same moment either finds the room (and keeps
+        // it) or creates it afresh.
+        drop(self.stream.take());
+        let mut rooms = self.rooms.lock().expect("hub lock poisoned");
+        if rooms
+            .get(&self.room)
+            .is_some_and(|r| r.tx.receiver_count() == 0)
+        {
+            rooms.remove(&self.room);
+        }
     }
 }
 
@@ -303,6 +377,67 @@ fn send(rooms: &Mutex<HashMap<RoomId, Room>>, room: &RoomId, message: &Message) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn hub(max_rooms: usize) -> (Hub, tempdir::Dir) {
+        let dir = tempdir::Dir::new();
+        let store = crate::store::open(&dir.url(), &Default::default())
+            .await
+            .unwrap()
+            .store;
+        (Hub::new(store, 8, max_rooms), dir)
+    }
+
+    /// A scratch SQLite database, removed afterwards.
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                Self(std::env::temp_dir().join(format!("hub-test-{}", uuid::Uuid::new_v4())))
+            }
+            pub fn url(&self) -> String {
+                format!("sqlite://{}/chat.db", self.0.display())
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_room_is_forgotten_when_its_last_subscriber_leaves() {
+        let (hub, _dir) = hub(100).await;
+        let lobby = RoomId::lobby();
+        let a = hub.subscribe(&lobby).unwrap();
+        let b = hub.subscribe(&lobby).unwrap();
+        assert_eq!(hub.rooms(), 1);
+        drop(a);
+        assert_eq!(hub.rooms(), 1, "b still follows it");
+        drop(b);
+        assert_eq!(hub.rooms(), 0);
+        // Churn over fresh names leaves nothing behind.
+        for i in 0..10_000 {
+            let room = RoomId::parse(&format!("r{i}")).unwrap();
+            drop(hub.subscribe(&room).unwrap());
+        }
+        assert_eq!(hub.rooms(), 0);
+    }
+
+    #[tokio::test]
+    async fn rooms_followed_at_once_are_capped() {
+        let (hub, _dir) = hub(2).await;
+        let room = |s: &str| RoomId::parse(s).unwrap();
+        let a = hub.subscribe(&room("a")).unwrap();
+        let _b = hub.subscribe(&room("b")).unwrap();
+        assert_eq!(hub.subscribe(&room("c")).err(), Some(TooManyRooms));
+        assert!(
+            hub.subscribe(&room("a")).is_ok(),
+            "a followed room can take more sockets"
+        );
+        drop(a);
+        assert!(hub.subscribe(&room("c")).is_ok());
+    }
 
     #[test]
     fn steps() {

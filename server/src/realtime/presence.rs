@@ -78,16 +78,47 @@ struct State {
     pushed: HashMap<RoomId, (Vec<String>, u32)>,
     /// Rooms whose view may have changed since the last flush.
     dirty: std::collections::HashSet<RoomId>,
+    /// Rooms whose local snapshot changed since the last flush (to announce
+    /// to the other instances: once per flush, however many joins).
+    announce: std::collections::HashSet<RoomId>,
 }
 
+/// Announcements queued for the other instances at most (beyond it they are
+/// dropped: the next heartbeat repeats every snapshot anyway).
+const MAX_QUEUED_ANNOUNCEMENTS: usize = 1024;
+
+/// This instance's presence. Cheap to clone (one `Arc`).
 #[derive(Clone)]
-pub struct Presence {
+pub struct Presence(Arc<Inner>);
+
+pub struct Inner {
     instance: Uuid,
     ttl: Duration,
     hub: Hub,
-    state: Arc<Mutex<State>>,
+    state: Mutex<State>,
     /// Announcements to other instances, sent in order by one task.
-    out: Option<mpsc::UnboundedSender<Ephemeral>>,
+    out: Option<mpsc::Sender<Ephemeral>>,
+}
+
+impl std::ops::Deref for Presence {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// A socket's presence in a room: counted while this lives, gone when it is
+/// dropped, whatever way the socket ends (even mid-join).
+pub struct Here {
+    presence: Presence,
+    room: RoomId,
+    name: Option<Arc<str>>,
+}
+
+impl Drop for Here {
+    fn drop(&mut self) {
+        self.presence.leave(&self.room, self.name.as_deref());
+    }
 }
 
 impl Presence {
@@ -96,24 +127,35 @@ impl Presence {
     pub fn new(hub: Hub, bus: Option<PgPool>, ttl: Duration) -> Self {
         let instance = Uuid::new_v4();
         let out = bus.map(|pool| {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(MAX_QUEUED_ANNOUNCEMENTS);
             tokio::spawn(announce(pool, rx));
             tx
         });
-        let presence = Self {
+        let presence = Self(Arc::new(Inner {
             instance,
             ttl,
             hub,
-            state: Arc::default(),
+            state: Mutex::default(),
             out,
-        };
+        }));
         let p = presence.clone();
         tokio::spawn(async move { p.maintain().await });
         presence
     }
 
+    /// Counts a socket with `name` (None: anonymous) in `room` until the
+    /// returned guard is dropped.
+    pub fn here(&self, room: &RoomId, name: Option<Arc<str>>) -> Here {
+        self.join(room, name.as_deref());
+        Here {
+            presence: self.clone(),
+            room: room.clone(),
+            name,
+        }
+    }
+
     /// A socket with `name` (None: anonymous) joined `room`.
-    pub fn join(&self, room: &RoomId, name: Option<&str>) {
+    fn join(&self, room: &RoomId, name: Option<&str>) {
         {
             let mut s = self.state.lock().expect("presence lock");
             s.local.entry(room.clone()).or_default().add(name);
@@ -122,7 +164,7 @@ impl Presence {
     }
 
     /// A socket with `name` left `room`.
-    pub fn leave(&self, room: &RoomId, name: Option<&str>) {
+    fn leave(&self, room: &RoomId, name: Option<&str>) {
         {
             let mut s = self.state.lock().expect("presence lock");
             if let Some(local) = s.local.get_mut(room) {
@@ -203,27 +245,26 @@ impl Presence {
         }
     }
 
+    /// This instance's snapshot of `room` changed: push the view at the
+    /// next flush and announce the snapshot to the other instances.
     fn changed(&self, room: &RoomId) {
-        let snapshot = {
-            let mut s = self.state.lock().expect("presence lock");
-            let snap = s.local.get(room).map(snapshot).unwrap_or_default();
-            if snap.0.is_empty() && snap.1 == 0 {
-                s.local.remove(room);
-            }
-            snap
-        };
-        self.send(Ephemeral::Presence {
-            instance: self.instance,
-            room: room.to_string(),
-            names: snapshot.0,
-            anon: snapshot.1,
-        });
-        self.push_if_changed(room);
+        let mut s = self.state.lock().expect("presence lock");
+        if s.local
+            .get(room)
+            .is_some_and(|l| l.names.is_empty() && l.anon == 0)
+        {
+            s.local.remove(room);
+        }
+        s.dirty.insert(room.clone());
+        if self.out.is_some() {
+            s.announce.insert(room.clone());
+        }
     }
 
     fn send(&self, e: Ephemeral) {
         if let Some(out) = &self.out {
-            let _ = out.send(e);
+            // Full: drop it; the heartbeat repeats every snapshot.
+            let _ = out.try_send(e);
         }
     }
 
@@ -236,12 +277,25 @@ impl Presence {
             .insert(room.clone());
     }
 
-    /// Pushes every changed view to its room's sockets.
+    /// Announces every changed local snapshot and pushes every changed
+    /// view to its room's sockets.
     fn flush(&self) {
-        let frames: Vec<(RoomId, String)> = {
+        let (frames, announcements) = {
             let mut guard = self.state.lock().expect("presence lock");
             let s = &mut *guard;
             let now = Instant::now();
+            let announcements: Vec<Ephemeral> = std::mem::take(&mut s.announce)
+                .into_iter()
+                .map(|room| {
+                    let (names, anon) = s.local.get(&room).map(snapshot).unwrap_or_default();
+                    Ephemeral::Presence {
+                        instance: self.instance,
+                        room: room.to_string(),
+                        names,
+                        anon,
+                    }
+                })
+                .collect();
             let mut frames = Vec::new();
             for room in std::mem::take(&mut s.dirty) {
                 let view = view_of(s, &room, now);
@@ -260,8 +314,11 @@ impl Presence {
                 };
                 frames.push((room, serde_json::to_string(&frame).expect("serialises")));
             }
-            frames
+            (frames, announcements)
         };
+        for e in announcements {
+            self.send(e);
+        }
         for (room, frame) in frames {
             self.hub.send_ephemeral(&room, frame);
         }
@@ -343,7 +400,7 @@ fn view_of(s: &State, room: &RoomId, now: Instant) -> (Vec<String>, u32) {
 }
 
 /// Sends announcements as NOTIFYs, one at a time, in order.
-async fn announce(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Ephemeral>) {
+async fn announce(pool: PgPool, mut rx: mpsc::Receiver<Ephemeral>) {
     while let Some(e) = rx.recv().await {
         let payload = e.encode();
         if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")

@@ -4,15 +4,24 @@
 //! one in the URL, and any the client adds with
 //! `{"type":"subscribe","room":..,"after":..}` (and drops with
 //! `{"type":"unsubscribe","room":..}`). For each subscription the server
-//! first sends every stored message with seq > `after` (none without
-//! `after`), then `{"type":"ready","room":..,"head":..}` and the room's
-//! presence, then live messages, each exactly once and in seq order per
-//! room, plus ephemeral `presence` and `typing` frames. Clients name
-//! themselves with `{"type":"hello","name":..}` and signal typing with
-//! `{"type":"typing","room":..}` (throttled here too). The server pings every
-//! `ws_ping_interval` and drops a peer silent for two intervals. A socket more
-//! than the hub's capacity behind is closed with 1013; on shutdown sockets are
-//! closed with 1001. Both mean: reconnect and resume.
+//! first sends the stored messages with seq > `after` (none without
+//! `after`), at most [`SocketSettings::replay_limit`] of them: a longer
+//! backlog ends with `{"type":"more","room":..,"after":..}` and the client
+//! pages on by subscribing again. Then `{"type":"ready","room":..,"head":..}`
+//! and the room's presence, then live messages, each exactly once and in seq
+//! order per room, plus ephemeral `presence` and `typing` frames. An `after`
+//! beyond the room's head is answered with the real head in `ready`.
+//!
+//! Nothing a client sends changes what other sockets receive: the hub's
+//! sequence comes from the store; per-socket state (how far this socket
+//! is) stays in this task. Every frame counts against the socket's quota
+//! (and control frames against a smaller one): a refused frame gets an
+//! `error` frame with `retry_after_ms`, and a socket that keeps going is
+//! closed with 1008. Every send has a deadline: a peer that stops reading
+//! is dropped. The server pings every `ping_interval` and drops a peer
+//! silent for two intervals. A socket more than the hub's capacity behind
+//! is closed with 1013; on shutdown sockets are closed with 1001. Both mean:
+//! reconnect and resume.
 
 use std::{
     collections::HashMap,
@@ -21,7 +30,7 @@ use std::{
 };
 
 use app::{
-    api::ApiError,
+    api::{http::Peer, ApiError},
     domain::{ClientFrame, RoomId, SenderName, ServerFrame, WsQuery, TYPING_RELAY_EVERY_MS},
 };
 use axum::{
@@ -34,21 +43,19 @@ use axum::{
     Extension,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use tokio_stream::{
-    wrappers::{errors::BroadcastStreamRecvError, BroadcastStream},
-    StreamMap,
-};
+use tokio_stream::{wrappers::errors::BroadcastStreamRecvError, StreamMap};
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::RequestId;
 use tracing::Instrument;
 
 use super::{
-    hub::{Frame, Hub},
-    presence::Presence,
+    hub::{Frame, Hub, Subscription},
+    presence::{Here, Presence},
 };
 use crate::{
+    limits::{FrameLimits, Wait},
     store::{Pages, Store},
-    Chat,
+    Chat, SocketSettings,
 };
 
 /// Per-socket buffer sizes. axum's defaults (128 KiB each) would cost
@@ -56,31 +63,57 @@ use crate::{
 /// bigger one), and a zero write buffer writes each frame through at once.
 const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 0;
-/// Clients only send control frames and tiny JSON.
-const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// Clients only send control frames and tiny JSON: a frame (and a message)
+/// may be at most this big, so nobody can make the server buffer more.
+pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
 /// Rooms one socket may follow at once (a page follows two).
 pub const MAX_SUBSCRIPTIONS: usize = 8;
 /// Typing signals relayed per socket, at most one per this interval.
 const TYPING_INTERVAL: Duration = Duration::from_millis(TYPING_RELAY_EVERY_MS);
+/// Refused frames in a row after which the socket is closed with 1008.
+const MAX_STRIKES: u8 = 10;
 
-/// Close codes the client understands (all mean "reconnect and resume").
+/// Close codes the client understands. 1001 and 1013 mean "reconnect and
+/// resume"; 1008 means "you broke the rules" (reconnecting is allowed, but
+/// the limits still apply).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TRY_AGAIN: u16 = 1013;
+
+/// A connection's place under the instance's connection limit, held by
+/// every request of the connection (a request extension set by the accept
+/// loop) and, after an upgrade, by its WebSocket session.
+#[derive(Clone)]
+pub struct ConnectionSlot(pub Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// `GET /ws`: checks the request, then upgrades and serves the socket.
 pub async fn handler(
     State(chat): State<Chat>,
     Query(params): Query<WsQuery>,
     request_id: Option<Extension<RequestId>>,
+    peer: Option<Extension<Peer>>,
+    slot: Option<Extension<ConnectionSlot>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let peer = peer.map(|Extension(p)| p);
     if chat.shutdown.is_cancelled() {
         return ApiError::Unavailable.into_response();
     }
-    if !origin_allowed(&headers, &chat.sockets.allowed_origins) {
+    if !origin_allowed(
+        &headers,
+        peer.is_some_and(|p| p.https),
+        &chat.sockets.allowed_origins,
+    ) {
         return ApiError::Forbidden("This origin may not open the chat stream.".into())
             .into_response();
+    }
+    if let Err(wait) = chat.limits.connect(peer.map(|p| p.ip)) {
+        metrics::counter!("rate_limited_total", "limit" => "ws_connect").increment(1);
+        return ApiError::RateLimited {
+            retry_after_ms: wait.millis(),
+        }
+        .into_response();
     }
     let room = match params.room.as_deref() {
         None | Some("") => RoomId::lobby(),
@@ -100,19 +133,21 @@ pub async fn handler(
     let session = Session {
         room,
         after: params.after,
-        ping_interval: chat.sockets.ping_interval,
+        settings: chat.sockets.clone(),
         shutdown: chat.shutdown.clone(),
     };
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .max_message_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| {
             let session_id = uuid::Uuid::new_v4().simple().to_string();
             let span = tracing::info_span!("ws", session_id, request_id, room_id = %session.room);
             let sessions = chat.sessions.clone();
             sessions.track_future(
                 async move {
+                    let _slot = slot;
                     let _open = chat.hub.connection();
                     let started = Instant::now();
                     tracing::info!(after = ?session.after, "websocket connected");
@@ -121,6 +156,7 @@ pub async fn handler(
                         hub: chat.hub.clone(),
                         store: chat.store.clone(),
                         presence: chat.presence.clone(),
+                        frames: chat.limits.frames(),
                     };
                     let end = serve_socket(socket, deps, session).await;
                     metrics::counter!("websocket_disconnects_total", "reason" => end.as_str())
@@ -136,75 +172,86 @@ pub async fn handler(
         })
 }
 
-/// An `Origin` is accepted when it is the page's own host or in the
-/// allow-list. Requests without one (not from a browser) are accepted: the
-/// check exists to stop other sites' pages from reading the stream.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+/// An `Origin` is accepted when it is the page's own origin (same scheme
+/// and host as this request) or in the allow-list (`*` allows any).
+/// Requests without one (not from a browser) are accepted: the check exists
+/// to stop other sites' pages from reading the stream.
+fn origin_allowed(headers: &HeaderMap, https: bool, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    if allowed
-        .iter()
-        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or(origin);
-    headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    app::api::http::origin_allowed(origin, host, https, allowed)
 }
 
 /// What a socket is about.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     /// The room in the URL, followed from the start.
     pub room: RoomId,
     pub after: Option<i64>,
-    pub ping_interval: Duration,
+    pub settings: Arc<SocketSettings>,
     /// Cancelled when the server shuts down: close with 1001.
     pub shutdown: CancellationToken,
 }
 
 /// What a socket talks to.
-#[derive(Clone)]
 pub struct Deps {
     pub hub: Hub,
     pub store: Arc<dyn Store>,
     pub presence: Presence,
+    pub frames: FrameLimits,
 }
 
-/// Why a socket loop ended (for logs and metrics).
+/// Why a socket loop ended (for logs and metrics; a fixed set of labels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
     ClientClosed,
     PeerGone,
+    /// A send did not complete in time: the peer stopped reading.
+    SendTimeout,
     Lagged,
     StoreFailed,
+    /// Frames kept coming after being refused.
+    Policy,
     Shutdown,
 }
 
 impl End {
+    pub const ALL: [End; 7] = [
+        End::ClientClosed,
+        End::PeerGone,
+        End::SendTimeout,
+        End::Lagged,
+        End::StoreFailed,
+        End::Policy,
+        End::Shutdown,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             End::ClientClosed => "client_closed",
             End::PeerGone => "peer_gone",
+            End::SendTimeout => "send_timeout",
             End::Lagged => "slow_client",
             End::StoreFailed => "database_unavailable",
+            End::Policy => "policy",
             End::Shutdown => "server_shutdown",
         }
     }
 }
 
-/// One socket's rooms: live frames, and the last seq sent per room.
+/// A room this socket follows: how far it is, and its presence there.
+struct Followed {
+    last: i64,
+    _here: Here,
+}
+
+/// One socket's rooms: live frames, and per room the last seq sent.
 struct Subscriptions {
-    streams: StreamMap<RoomId, BroadcastStream<Frame>>,
-    last: HashMap<RoomId, i64>,
-    name: Option<String>,
+    streams: StreamMap<RoomId, Subscription>,
+    rooms: HashMap<RoomId, Followed>,
+    name: Option<Arc<str>>,
 }
 
 /// Runs one client's stream until it ends. Generic over the socket so tests
@@ -215,16 +262,50 @@ where
 {
     let mut subs = Subscriptions {
         streams: StreamMap::new(),
-        last: HashMap::new(),
+        rooms: HashMap::new(),
         name: None,
     };
     let end = run(&mut socket, &deps, &session, &mut subs).await;
-    for room in subs.last.keys() {
-        deps.presence.leave(room, subs.name.as_deref());
-    }
+    // Leaving every room (hub entries, presence) happens as `subs` drops.
+    drop(subs);
     match end {
-        End::Lagged | End::StoreFailed | End::Shutdown => close(&mut socket, end).await,
-        End::ClientClosed | End::PeerGone => end,
+        End::Lagged | End::StoreFailed | End::Shutdown | End::Policy => {
+            close(&mut socket, end, session.settings.send_timeout).await
+        }
+        End::ClientClosed | End::PeerGone | End::SendTimeout => end,
+    }
+}
+
+/// The socket and its send deadline.
+struct Out<'a, S> {
+    socket: &'a mut S,
+    timeout: Duration,
+}
+
+impl<S: Sink<WsMessage> + Unpin> Out<'_, S> {
+    async fn send(&mut self, message: WsMessage) -> Result<(), End> {
+        match tokio::time::timeout(self.timeout, self.socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::PeerGone),
+            Err(_) => Err(End::SendTimeout),
+        }
+    }
+
+    async fn text(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        self.send(WsMessage::Text(text)).await
+    }
+
+    async fn frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
+        self.text(serde_json::to_string(frame).expect("serialises").into())
+            .await
+    }
+
+    async fn refuse(&mut self, error: String, wait: Option<Wait>) -> Result<(), End> {
+        self.frame(&ServerFrame::Error {
+            error,
+            retry_after_ms: wait.map(Wait::millis),
+        })
+        .await
     }
 }
 
@@ -232,10 +313,16 @@ async fn run<S, E>(socket: &mut S, deps: &Deps, session: &Session, subs: &mut Su
 where
     S: Sink<WsMessage> + Stream<Item = Result<WsMessage, E>> + Unpin,
 {
+    let settings = &*session.settings;
     // Rare paths are boxed so the long-lived socket future stays small.
+    let mut out = Out {
+        socket: &mut *socket,
+        timeout: settings.send_timeout,
+    };
     let first = Box::pin(subscribe(
-        socket,
+        &mut out,
         deps,
+        settings,
         subs,
         session.room.clone(),
         session.after,
@@ -243,31 +330,58 @@ where
     if let Err(end) = first.await {
         return end;
     }
-    let mut ping = tokio::time::interval(session.ping_interval);
+    let mut ping = tokio::time::interval(settings.ping_interval);
     ping.tick().await; // the first tick is immediate
     let mut heard_since_ping = true;
     let mut last_typing: Option<Instant> = None;
+    let mut strikes: u8 = 0;
     loop {
         tokio::select! {
             Some((room, item)) = subs.streams.next() => match item {
                 Ok(frame) => {
-                    if let Err(end) = forward(socket, deps, subs, &room, frame).await {
+                    let mut out = Out { socket: &mut *socket, timeout: settings.send_timeout };
+                    if let Err(end) = forward(&mut out, deps, subs, &room, frame).await {
                         return end;
                     }
                 }
                 Err(BroadcastStreamRecvError::Lagged(_)) => return End::Lagged,
             },
-            incoming = socket.next() => match incoming {
-                Some(Ok(WsMessage::Close(_))) | None => return End::ClientClosed,
-                Some(Ok(WsMessage::Text(text))) => {
-                    heard_since_ping = true;
-                    let Ok(frame) = serde_json::from_str::<ClientFrame>(&text) else { continue };
-                    if let Err(end) = Box::pin(handle(socket, deps, subs, frame, &mut last_typing)).await {
+            incoming = socket.next() => {
+                let message = match incoming {
+                    Some(Ok(WsMessage::Close(_))) | None => return End::ClientClosed,
+                    Some(Ok(message)) => message,
+                    Some(Err(_)) => return End::PeerGone,
+                };
+                heard_since_ping = true;
+                let mut out = Out { socket: &mut *socket, timeout: settings.send_timeout };
+                if let Err(wait) = deps.frames.frame() {
+                    metrics::counter!("rate_limited_total", "limit" => "ws_frame").increment(1);
+                    strikes += 1;
+                    if strikes > MAX_STRIKES {
+                        return End::Policy;
+                    }
+                    let refused = out.refuse("Too many frames: slow down.".into(), Some(wait));
+                    if let Err(end) = Box::pin(refused).await {
                         return end;
                     }
+                    continue;
                 }
-                Some(Ok(_)) => heard_since_ping = true,
-                Some(Err(_)) => return End::PeerGone,
+                strikes = 0;
+                let WsMessage::Text(text) = message else { continue };
+                let frame = match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(frame) => frame,
+                    Err(_) => {
+                        let refused = out.refuse("Unknown or malformed frame.".into(), None);
+                        if let Err(end) = Box::pin(refused).await {
+                            return end;
+                        }
+                        continue;
+                    }
+                };
+                let handled = Box::pin(handle(&mut out, deps, settings, subs, frame, &mut last_typing));
+                if let Err(end) = handled.await {
+                    return end;
+                }
             },
             _ = session.shutdown.cancelled() => return End::Shutdown,
             _ = ping.tick() => {
@@ -275,8 +389,9 @@ where
                     return End::PeerGone;
                 }
                 heard_since_ping = false;
-                if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
-                    return End::PeerGone;
+                let mut out = Out { socket: &mut *socket, timeout: settings.send_timeout };
+                if let Err(end) = out.send(WsMessage::Ping(Default::default())).await {
+                    return end;
                 }
             }
         }
@@ -285,7 +400,7 @@ where
 
 /// Sends a live frame, keeping each room's messages gapless and in order.
 async fn forward<S>(
-    socket: &mut S,
+    out: &mut Out<'_, S>,
     deps: &Deps,
     subs: &mut Subscriptions,
     room: &RoomId,
@@ -295,22 +410,27 @@ where
     S: Sink<WsMessage> + Unpin,
 {
     if let Some(seq) = frame.seq {
-        let last = subs.last.get(room).copied().unwrap_or(0);
+        let Some(followed) = subs.rooms.get_mut(room) else {
+            return Ok(());
+        };
+        let last = followed.last;
         if seq <= last {
             return Ok(());
         }
         if seq > last + 1 {
-            // A gap (e.g. we joined between the hub's reads): read it.
-            Box::pin(replay(socket, &*deps.store, room, last, seq)).await?;
+            // A gap (e.g. we joined between the hub's reads): read it. It
+            // lies between two seqs this server chose, never a client's.
+            Box::pin(replay(out, &*deps.store, room, last, seq, u32::MAX)).await?;
         }
-        subs.last.insert(room.clone(), seq);
+        followed.last = seq;
     }
-    send_text(socket, frame.text).await
+    out.text(frame.text).await
 }
 
 async fn handle<S>(
-    socket: &mut S,
+    out: &mut Out<'_, S>,
     deps: &Deps,
+    settings: &SocketSettings,
     subs: &mut Subscriptions,
     frame: ClientFrame,
     last_typing: &mut Option<Instant>,
@@ -318,40 +438,58 @@ async fn handle<S>(
 where
     S: Sink<WsMessage> + Unpin,
 {
+    let control = matches!(
+        frame,
+        ClientFrame::Subscribe { .. } | ClientFrame::Unsubscribe { .. } | ClientFrame::Hello { .. }
+    );
+    if control {
+        if let Err(wait) = deps.frames.control() {
+            metrics::counter!("rate_limited_total", "limit" => "ws_frame").increment(1);
+            return out
+                .refuse(
+                    "Too many subscribe, unsubscribe or hello frames: slow down.".into(),
+                    Some(wait),
+                )
+                .await;
+        }
+    }
     match frame {
         ClientFrame::Subscribe { room, after } => match RoomId::parse(&room) {
             Ok(room) if after.is_some_and(|a| a < 0) => {
-                refuse(
-                    socket,
+                out.refuse(
                     format!("`after` must be a seq (0 or more) for {room}."),
+                    None,
                 )
                 .await
             }
-            Ok(room) if !subs.last.contains_key(&room) && subs.last.len() >= MAX_SUBSCRIPTIONS => {
-                refuse(
-                    socket,
+            Ok(room)
+                if !subs.rooms.contains_key(&room) && subs.rooms.len() >= MAX_SUBSCRIPTIONS =>
+            {
+                out.refuse(
                     format!("At most {MAX_SUBSCRIPTIONS} rooms per connection."),
+                    None,
                 )
                 .await
             }
             Ok(room) => {
-                unsubscribe(deps, subs, &room);
-                subscribe(socket, deps, subs, room, after).await
+                unsubscribe(subs, &room);
+                subscribe(out, deps, settings, subs, room, after).await
             }
-            Err(e) => refuse(socket, e.to_string()).await,
+            Err(e) => out.refuse(e.to_string(), None).await,
         },
         ClientFrame::Unsubscribe { room } => {
             if let Ok(room) = RoomId::parse(&room) {
-                unsubscribe(deps, subs, &room);
+                unsubscribe(subs, &room);
             }
             Ok(())
         }
         ClientFrame::Hello { name } => {
-            let name = SenderName::parse(&name).ok().map(|n| n.as_str().to_owned());
+            let name: Option<Arc<str>> = SenderName::parse(&name).ok().map(|n| n.as_str().into());
             if name != subs.name {
-                for room in subs.last.keys() {
-                    deps.presence.leave(room, subs.name.as_deref());
-                    deps.presence.join(room, name.as_deref());
+                for (room, followed) in subs.rooms.iter_mut() {
+                    // Count the new name before the old one leaves, so the
+                    // room never flickers to "nobody here".
+                    followed._here = deps.presence.here(room, name.clone());
                 }
                 subs.name = name;
             }
@@ -362,7 +500,8 @@ where
                 return Ok(());
             };
             let recent = last_typing.is_some_and(|t| t.elapsed() < TYPING_INTERVAL);
-            if let (Some(name), false, true) = (&subs.name, recent, subs.last.contains_key(&room)) {
+            if let (Some(name), false, true) = (&subs.name, recent, subs.rooms.contains_key(&room))
+            {
                 *last_typing = Some(Instant::now());
                 deps.presence.typing(&room, name);
             }
@@ -373,9 +512,12 @@ where
 }
 
 /// Follows `room`: backlog after `after` (or nothing), `ready`, presence.
+/// A backlog longer than the replay limit ends with `more` instead, and the
+/// room is not followed until the client asks again from there.
 async fn subscribe<S>(
-    socket: &mut S,
+    out: &mut Out<'_, S>,
     deps: &Deps,
+    settings: &SocketSettings,
     subs: &mut Subscriptions,
     room: RoomId,
     after: Option<i64>,
@@ -384,84 +526,92 @@ where
     S: Sink<WsMessage> + Unpin,
 {
     // Subscribe first: anything committed from now on reaches the stream.
-    let live = deps.hub.subscribe(&room);
+    let Ok(live) = deps.hub.subscribe(&room) else {
+        return out
+            .refuse(
+                "This server follows too many rooms right now; try again later.".into(),
+                Some(Wait(Duration::from_secs(5))),
+            )
+            .await;
+    };
+    // Where the room is comes from the store, never from the client.
+    let head = deps.store.head(&room).await.map_err(|_| End::StoreFailed)?;
+    deps.hub.seen(&room, head);
     let last = match after {
         Some(after) => {
-            let last = replay(socket, &*deps.store, &room, after, i64::MAX).await?;
+            // Beyond the head: the client has more than there is (e.g. the
+            // database was restored); it resumes from the real head.
+            let from = after.min(head);
+            let limit = settings.replay_limit.max(1);
+            let (last, sent) = replay(out, &*deps.store, &room, from, i64::MAX, limit).await?;
             metrics::counter!("websocket_resumes_total").increment(1);
-            metrics::histogram!("websocket_resume_replayed_messages").record((last - after) as f64);
+            metrics::histogram!("websocket_resume_replayed_messages").record(sent as f64);
+            if sent >= limit {
+                let now = deps.store.head(&room).await.map_err(|_| End::StoreFailed)?;
+                if now > last {
+                    // `live` drops here: not following until asked again.
+                    return out
+                        .frame(&ServerFrame::More {
+                            room: room.to_string(),
+                            after: last,
+                        })
+                        .await;
+                }
+            }
             last
         }
-        None => deps.store.head(&room).await.map_err(|_| End::StoreFailed)?,
+        None => head,
     };
-    let ready = ServerFrame::Ready {
+    out.frame(&ServerFrame::Ready {
         room: room.to_string(),
         head: last,
-    };
-    send_text(
-        socket,
-        serde_json::to_string(&ready).expect("serialises").into(),
-    )
+    })
     .await?;
-    deps.hub.seen(&room, last);
-    deps.presence.join(&room, subs.name.as_deref());
-    send_text(socket, deps.presence.frame(&room).into()).await?;
-    subs.streams
-        .insert(room.clone(), BroadcastStream::new(live));
-    subs.last.insert(room, last);
+    let here = deps.presence.here(&room, subs.name.clone());
+    out.text(deps.presence.frame(&room).into()).await?;
+    subs.streams.insert(room.clone(), live);
+    subs.rooms.insert(room, Followed { last, _here: here });
     Ok(())
 }
 
-fn unsubscribe(deps: &Deps, subs: &mut Subscriptions, room: &RoomId) {
-    if subs.streams.remove(room).is_some() {
-        subs.last.remove(room);
-        deps.presence.leave(room, subs.name.as_deref());
-    }
+fn unsubscribe(subs: &mut Subscriptions, room: &RoomId) {
+    // Dropping them leaves the hub's room and the presence list.
+    subs.streams.remove(room);
+    subs.rooms.remove(room);
 }
 
-async fn refuse<S>(socket: &mut S, error: String) -> Result<(), End>
-where
-    S: Sink<WsMessage> + Unpin,
-{
-    let frame = serde_json::to_string(&ServerFrame::Error { error }).expect("serialises");
-    send_text(socket, frame.into()).await
-}
-
-async fn send_text<S>(socket: &mut S, text: Utf8Bytes) -> Result<(), End>
-where
-    S: Sink<WsMessage> + Unpin,
-{
-    socket
-        .send(WsMessage::Text(text))
-        .await
-        .map_err(|_| End::PeerGone)
-}
-
-/// Sends stored messages with `after < seq < before`; returns the last seq sent
-/// (or `after` if none).
+/// Sends stored messages with `after < seq < before`, at most `limit`;
+/// returns the last seq sent (or `after` if none) and how many were sent.
 async fn replay<S>(
-    socket: &mut S,
+    out: &mut Out<'_, S>,
     store: &dyn Store,
     room: &RoomId,
     after: i64,
     before: i64,
-) -> Result<i64, End>
+    limit: u32,
+) -> Result<(i64, u32), End>
 where
     S: Sink<WsMessage> + Unpin,
 {
     let mut last = after;
+    let mut sent = 0u32;
     let mut pages = Pages::new(store, room.clone(), after, before);
-    while let Some(page) = pages.next().await.map_err(|_| End::StoreFailed)? {
-        for message in &page {
-            send_text(socket, Frame::new(message).text).await?;
+    while sent < limit {
+        let Some(page) = pages.next().await.map_err(|_| End::StoreFailed)? else {
+            break;
+        };
+        for message in page.iter().take((limit - sent) as usize) {
+            out.text(Frame::new(message).text).await?;
             last = message.seq;
+            sent += 1;
         }
     }
-    Ok(last)
+    Ok((last, sent))
 }
 
-/// Sends a close frame saying why (best effort) and returns `end`.
-async fn close<S>(socket: &mut S, end: End) -> End
+/// Sends a close frame saying why (best effort, within the send deadline)
+/// and returns `end`.
+async fn close<S>(socket: &mut S, end: End, timeout: Duration) -> End
 where
     S: Sink<WsMessage> + Unpin,
 {
@@ -472,13 +622,14 @@ where
             CLOSE_GOING_AWAY,
             "server shutting down; reconnect to resume",
         ),
-        End::ClientClosed | End::PeerGone => return end,
+        End::Policy => (CLOSE_POLICY, "too many frames"),
+        End::ClientClosed | End::PeerGone | End::SendTimeout => return end,
     };
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     };
-    let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    let _ = tokio::time::timeout(timeout, socket.send(WsMessage::Close(Some(frame)))).await;
     end
 }
 
@@ -543,53 +694,104 @@ mod tests {
         }
     }
 
+    /// A hub, store and presence on a scratch SQLite file.
+    struct Fixture {
+        hub: Hub,
+        store: Arc<dyn Store>,
+        presence: Presence,
+        limits: crate::limits::Limits,
+        dir: std::path::PathBuf,
+    }
+
+    impl Fixture {
+        async fn new(limits: crate::limits::LimitSettings) -> Self {
+            let dir = std::env::temp_dir().join(format!("ws-test-{}", uuid::Uuid::new_v4()));
+            let url = format!("sqlite://{}/chat.db", dir.display());
+            let store = crate::store::open(&url, &Default::default())
+                .await
+                .unwrap()
+                .store;
+            let hub = Hub::new(store.clone(), 8, 100);
+            let presence = Presence::new(hub.clone(), None, Duration::from_secs(30));
+            Self {
+                hub,
+                store,
+                presence,
+                limits: crate::limits::Limits::new(limits),
+                dir,
+            }
+        }
+
+        fn deps(&self) -> Deps {
+            Deps {
+                hub: self.hub.clone(),
+                store: self.store.clone(),
+                presence: self.presence.clone(),
+                frames: self.limits.frames(),
+            }
+        }
+
+        fn session(&self, send_timeout: Duration) -> Session {
+            Session {
+                room: RoomId::lobby(),
+                after: None,
+                settings: Arc::new(SocketSettings {
+                    ping_interval: Duration::from_secs(60),
+                    send_timeout,
+                    ..Default::default()
+                }),
+                shutdown: CancellationToken::new(),
+            }
+        }
+
+        /// Starts a socket; returns its frames in, frames out and the task.
+        fn socket(
+            &self,
+            out_capacity: usize,
+            send_timeout: Duration,
+        ) -> (
+            mpsc::UnboundedSender<Result<WsMessage, ()>>,
+            mpsc::Receiver<WsMessage>,
+            tokio::task::JoinHandle<End>,
+        ) {
+            let (in_tx, incoming) = mpsc::unbounded();
+            let (outgoing, out_rx) = mpsc::channel(out_capacity);
+            let task = tokio::spawn(serve_socket(
+                ChannelSocket { incoming, outgoing },
+                self.deps(),
+                self.session(send_timeout),
+            ));
+            (in_tx, out_rx, task)
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn until_ready(rx: &mut mpsc::Receiver<WsMessage>) {
+        while !matches!(rx.next().await.unwrap(), WsMessage::Text(ref t) if t.contains(r#""type":"ready""#))
+        {
+        }
+    }
+
     #[tokio::test]
     async fn a_client_that_falls_behind_is_closed_with_1013_and_the_others_are_not_held_up() {
-        let dir = std::env::temp_dir().join(format!("ws-test-{}", uuid::Uuid::new_v4()));
-        let url = format!("sqlite://{}/chat.db", dir.display());
-        let opened = crate::store::open(&url, &Default::default()).await.unwrap();
-        let store = opened.store;
-        let hub = Hub::new(store.clone(), 8);
-        let presence = Presence::new(hub.clone(), None, Duration::from_secs(30));
-        let deps = Deps {
-            hub: hub.clone(),
-            store,
-            presence,
-        };
-        let session = Session {
-            room: RoomId::lobby(),
-            after: None,
-            ping_interval: Duration::from_secs(60),
-            shutdown: CancellationToken::new(),
-        };
+        let fx = Fixture::new(Default::default()).await;
         // A slow socket: its outgoing channel holds one frame until read.
-        let (_in_tx, incoming) = mpsc::unbounded();
-        let (outgoing, mut slow) = mpsc::channel(0);
-        let task = tokio::spawn(serve_socket(
-            ChannelSocket { incoming, outgoing },
-            deps.clone(),
-            session.clone(),
-        ));
+        let (_in_tx, mut slow, task) = fx.socket(0, Duration::from_secs(30));
         let ready = slow.next().await.unwrap();
         assert!(matches!(ready, WsMessage::Text(ref t) if t.contains(r#""type":"ready""#)));
         // A healthy socket in the same room.
-        let (_in_tx2, incoming2) = mpsc::unbounded();
-        let (outgoing2, mut fast) = mpsc::channel(64);
-        tokio::spawn(serve_socket(
-            ChannelSocket {
-                incoming: incoming2,
-                outgoing: outgoing2,
-            },
-            deps,
-            session,
-        ));
-        while !matches!(fast.next().await.unwrap(), WsMessage::Text(ref t) if t.contains("ready")) {
-        }
+        let (_in_tx2, mut fast, _task2) = fx.socket(64, Duration::from_secs(30));
+        until_ready(&mut fast).await;
 
         // Twenty messages at a pace a healthy socket keeps up with; the slow
         // one stops reading and falls more than the hub keeps (8) behind.
         for seq in 1..=20 {
-            hub.publish(message(seq));
+            fx.hub.publish(message(seq));
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
 
@@ -613,7 +815,75 @@ mod tests {
         }
         assert_eq!(close.map(|c| c.code), Some(CLOSE_TRY_AGAIN));
         assert_eq!(task.await.unwrap(), End::Lagged);
-        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_is_dropped_at_the_send_deadline() {
+        let fx = Fixture::new(Default::default()).await;
+        let (_in_tx, mut stalled, task) = fx.socket(0, Duration::from_millis(200));
+        until_ready(&mut stalled).await;
+        // It never reads again: the next frame cannot go out.
+        fx.hub.publish(message(1));
+        fx.hub.publish(message(2));
+        let end = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the socket task ends, it does not hang")
+            .unwrap();
+        assert_eq!(end, End::SendTimeout);
+        // Its room and presence are gone with it.
+        assert_eq!(fx.hub.rooms(), 0);
+        assert_eq!(fx.presence.view(&RoomId::lobby()).1, 0);
+    }
+
+    #[tokio::test]
+    async fn a_frame_flood_is_refused_then_closed_with_1008() {
+        let fx = Fixture::new(crate::limits::LimitSettings {
+            frames_per_socket: crate::limits::Rate::new(5, Duration::from_secs(60)),
+            ..Default::default()
+        })
+        .await;
+        let (tx, mut out, task) = fx.socket(256, Duration::from_secs(5));
+        until_ready(&mut out).await;
+        for _ in 0..100 {
+            let frame = r#"{"type":"ping"}"#;
+            if tx
+                .unbounded_send(Ok(WsMessage::Text(frame.into())))
+                .is_err()
+            {
+                break;
+            }
+        }
+        let mut refusals = 0;
+        let mut close = None;
+        while let Some(frame) = out.next().await {
+            match frame {
+                WsMessage::Text(t) if t.contains(r#""type":"error""#) => {
+                    assert!(t.contains("retry_after_ms"), "{t}");
+                    refusals += 1;
+                }
+                WsMessage::Close(c) => {
+                    close = c;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(close.map(|c| c.code), Some(CLOSE_POLICY));
+        assert_eq!(refusals, MAX_STRIKES as usize);
+        assert_eq!(task.await.unwrap(), End::Policy);
+    }
+
+    #[tokio::test]
+    async fn presence_leaves_with_a_socket_whose_send_fails_mid_join() {
+        let fx = Fixture::new(Default::default()).await;
+        // The peer reads `ready` and hangs up before the presence frame.
+        let (_in_tx, mut out, task) = fx.socket(0, Duration::from_secs(5));
+        let first = out.next().await.unwrap();
+        assert!(matches!(first, WsMessage::Text(ref t) if t.contains("ready")));
+        drop(out);
+        assert_eq!(task.await.unwrap(), End::PeerGone);
+        assert_eq!(fx.presence.view(&RoomId::lobby()), (vec![], 0));
+        assert_eq!(fx.hub.rooms(), 0);
     }
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
@@ -626,20 +896,46 @@ mod tests {
     }
 
     #[test]
-    fn origin_check() {
-        assert!(origin_allowed(&headers(None, "chat.example"), &[]));
+    fn origin_check_compares_scheme_and_host() {
+        let none: &[String] = &[];
+        assert!(origin_allowed(&headers(None, "chat.example"), true, none));
         assert!(origin_allowed(
             &headers(Some("https://chat.example"), "chat.example"),
-            &[]
+            true,
+            none
+        ));
+        // The same host over the other scheme is another origin.
+        assert!(!origin_allowed(
+            &headers(Some("http://chat.example"), "chat.example"),
+            true,
+            none
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("https://chat.example"), "chat.example"),
+            false,
+            none
         ));
         assert!(!origin_allowed(
             &headers(Some("https://evil.example"), "chat.example"),
-            &[]
+            true,
+            none
+        ));
+        // A host that merely starts like ours is not ours.
+        assert!(!origin_allowed(
+            &headers(Some("https://chat.example.evil"), "chat.example"),
+            true,
+            none
         ));
         let allowed = vec!["https://app.example".to_string()];
         assert!(origin_allowed(
             &headers(Some("https://app.example"), "chat.example"),
+            true,
             &allowed
+        ));
+        assert!(origin_allowed(
+            &headers(Some("https://anything.example"), "chat.example"),
+            false,
+            &["*".to_string()]
         ));
     }
 }

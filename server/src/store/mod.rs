@@ -21,6 +21,8 @@ pub use sqlite::SqliteStore;
 
 /// Largest page `list` returns.
 pub const MAX_PAGE: u32 = 200;
+/// How long a health check waits for its own connection.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -15,6 +15,9 @@ use app::domain::{Message, RoomId, RoomSummary};
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// One connection of its own for health checks, so a flood of posts
+    /// queueing for the main pool never makes a healthy database look dead.
+    health: PgPool,
 }
 
 impl PgStore {
@@ -25,7 +28,11 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        let health = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(super::HEALTH_TIMEOUT)
+            .connect_lazy_with(pool.connect_options().as_ref().clone());
+        Ok(Self { pool, health })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -114,7 +121,7 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.health).await?;
         Ok(())
     }
 

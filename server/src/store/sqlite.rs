@@ -24,6 +24,8 @@ use super::{
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
+    /// A connection of its own for health checks (see `PgStore`).
+    health: SqlitePool,
     /// The commit feed: every committed message, in commit order.
     commits: mpsc::UnboundedSender<Message>,
 }
@@ -50,11 +52,16 @@ impl SqliteStore {
         let readers = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.acquire_timeout)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
+        let health = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(super::HEALTH_TIMEOUT)
+            .connect_lazy_with(options.read_only(true));
         Ok(Self {
             writer,
             readers,
+            health,
             commits,
         })
     }
@@ -157,7 +164,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.readers).await?;
+        sqlx::query("SELECT 1").execute(&self.health).await?;
         Ok(())
     }
 
