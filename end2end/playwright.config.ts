@@ -22,9 +22,17 @@ if (!pgUrl) {
 }
 process.env.E2E_PG_URL_A = `http://127.0.0.1:${port + 1}`;
 process.env.E2E_PG_URL_B = `http://127.0.0.1:${port + 2}`;
+// One more instance with the production rate limits, for the journeys that
+// test them; the others run without (every test posts from 127.0.0.1).
+process.env.E2E_LIMITED_URL = `http://127.0.0.1:${port + 3}`;
+const noLimits = {
+  RATE_POSTS_PER_IP: '0',
+  RATE_POSTS_PER_SENDER: '0',
+  RATE_WS_CONNECTS_PER_IP: '0',
+};
 
 
-function server(p: number, databaseUrl: string) {
+function server(p: number, databaseUrl: string, limits: Record<string, string> = noLimits) {
   return {
     command: serverBin,
     url: `http://127.0.0.1:${p}/health`,
@@ -40,6 +48,7 @@ function server(p: number, databaseUrl: string) {
       BROADCAST_MAX_SECS: '2',
       SHUTDOWN_DRAIN_SECS: '0',
       RUST_LOG: 'warn',
+      ...limits,
     },
   };
 }
@@ -77,6 +86,7 @@ export default defineConfig({
     // journeys (scripts/test creates the database and sets E2E_PG_URL).
     server(port + 1, pgUrl),
     server(port + 2, pgUrl),
+    server(port + 3, `sqlite://${dataDir}/limited.db`, { RATE_POSTS_PER_SENDER: '3/10s' }),
 
   ],
 });

@@ -143,6 +143,7 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
                         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(axum::middleware::from_fn(security::readable_errors))
                 .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
                 // A WebSocket answers its upgrade at once, so this bounds
                 // every plain request (reading its body included) without

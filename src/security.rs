@@ -62,6 +62,33 @@ pub async fn headers(
     response
 }
 
+/// Gives the refusals that tower's layers answer on their own (a body over
+/// the limit, a request that took too long) the same `{"error"}` body as
+/// every other refusal.
+pub async fn readable_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let message = match response.status().as_u16() {
+        413 => "The request is too large (at most 64 KiB).",
+        408 => "The request took too long.",
+        _ => return response,
+    };
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 /// Refuses (403, nothing stored) a form endpoint reached from another site.
 pub async fn same_site_forms(
     State(settings): State<Arc<SecuritySettings>>,

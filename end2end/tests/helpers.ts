@@ -6,10 +6,14 @@ export function uniq(label: string): string {
 }
 
 /** Opens a room (the lobby by default) and waits until it is hydrated and live. */
-export async function openChat(page: Page, name?: string, room?: string): Promise<void> {
+export async function openChat(page: Page, name?: string, room?: string, base = ''): Promise<void> {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(room ? `/r/${room}` : '/');
+  // The Content-Security-Policy must let the hydrated app run untouched.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) errors.push(m.text());
+  });
+  await page.goto(`${base}${room ? `/r/${room}` : '/'}`);
 
   await expect(page.locator('main.chat')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live');

@@ -23,10 +23,15 @@ impl TestApp {
     }
 
     pub async fn post(&self, sender: &str, content: &str) -> Value {
+        self.post_in("lobby", sender, content).await
+    }
+
+    /// Posts to `room`; fails the test unless it is stored.
+    pub async fn post_in(&self, room: &str, sender: &str, content: &str) -> Value {
         let res = self
             .http
             .post(self.url("/api/messages"))
-            .json(&serde_json::json!({"sender": sender, "content": content}))
+            .json(&serde_json::json!({"room": room, "sender": sender, "content": content}))
             .send()
             .await
             .unwrap();

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use futures::SinkExt;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+use tokio_tungstenite::tungstenite::{
+    client::IntoClientRequest, http::HeaderValue, Message as WsMessage,
+};
 
 use crate::helpers::{assert_silent, connect, next_json, spawn_app, TestDb};
 use server::both_backends;
@@ -160,8 +163,75 @@ both_backends!(
         assert_eq!(status(friend.map(|_| ())), 101);
         let bad_room = tokio_tungstenite::connect_async(app.ws_url("?room=NOPE")).await;
         assert_eq!(status(bad_room.map(|_| ())), 422);
+        // Our host over the other scheme is another origin.
+        let scheme =
+            tokio_tungstenite::connect_async(with_origin(&format!("https://{}", app.addr))).await;
+        assert_eq!(status(scheme.map(|_| ())), 403);
     }
 );
+
+#[tokio::test]
+async fn behind_a_trusted_tls_proxy_the_page_origin_is_https_and_cookies_are_secure() {
+    let app = spawn_app(
+        TestDb::sqlite().await,
+        &[
+            ("TRUSTED_PROXY_HOPS", "1"),
+            ("HSTS_MAX_AGE_SECS", "31536000"),
+        ],
+    )
+    .await;
+    let status = |res: Result<_, tokio_tungstenite::tungstenite::Error>| match res {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => 101,
+    };
+    let via_tls = |origin: String| {
+        let mut req = app.ws_url("").into_client_request().unwrap();
+        let h = req.headers_mut();
+        h.insert("origin", HeaderValue::from_str(&origin).unwrap());
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        req
+    };
+    let https = tokio_tungstenite::connect_async(via_tls(format!("https://{}", app.addr))).await;
+    assert_eq!(status(https.map(|_| ())), 101);
+    let http = tokio_tungstenite::connect_async(via_tls(format!("http://{}", app.addr))).await;
+    assert_eq!(status(http.map(|_| ())), 403);
+
+    // The page over HTTPS: HSTS, and the name cookie is Secure.
+    let res = app
+        .http
+        .post(app.url("/api/post_message"))
+        .header("x-forwarded-proto", "https")
+        .header("accept", "text/html")
+        .form(&[
+            ("room", "lobby"),
+            ("sender", "tls"),
+            ("content", "hi"),
+            ("id", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("chat_name=tls;") && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+    // Plain HTTP: neither.
+    let res = app.http.get(app.url("/health")).send().await.unwrap();
+    assert!(res.headers().get("strict-transport-security").is_none());
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+}
 
 async fn send_json(ws: &mut crate::helpers::Ws, v: Value) {
     use futures::SinkExt;
@@ -316,3 +386,80 @@ both_backends!(presence_and_typing, |db: TestDb| async move {
         }
     }
 });
+
+both_backends!(
+    resuming_from_beyond_the_head_gets_the_real_head_and_every_later_message,
+    |db: TestDb| async move {
+        let app = spawn_app(db, &[]).await;
+        // A room nobody has opened yet, with two messages.
+        for i in 1..=2 {
+            let res = app
+                .http
+                .post(app.url("/api/messages"))
+                .json(&serde_json::json!({"room": "fresh", "sender": "a", "content": format!("m{i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+        }
+        // At the head, just beyond it, far beyond it: all told head 2.
+        let mut sockets = Vec::new();
+        for after in ["2", "3", "1000000", &i64::MAX.to_string()] {
+            let mut ws = connect(&app.ws_url(&format!("?room=fresh&after={after}"))).await;
+            assert_eq!(
+                next_json(&mut ws).await,
+                serde_json::json!({"type": "ready", "room": "fresh", "head": 2}),
+                "after={after}"
+            );
+            sockets.push(ws);
+        }
+        // A well-behaved client that joined before any of them and one after.
+        let mut honest = connect(&app.ws_url("?room=fresh&after=0")).await;
+        assert_eq!(next_json(&mut honest).await["seq"], 1);
+        assert_eq!(next_json(&mut honest).await["seq"], 2);
+        assert_eq!(next_json(&mut honest).await["type"], "ready");
+        for i in 3..=5 {
+            app.post_in("fresh", "b", &format!("m{i}")).await;
+        }
+        // Every socket gets 3, 4 and 5: nobody's numbers moved the room.
+        for ws in sockets.iter_mut().chain(std::iter::once(&mut honest)) {
+            for seq in 3..=5 {
+                assert_eq!(next_json(ws).await["seq"], seq);
+            }
+        }
+    }
+);
+
+both_backends!(
+    a_long_backlog_is_replayed_in_pages,
+    |db: TestDb| async move {
+        let app = spawn_app(db, &[("WS_REPLAY_MAX", "10")]).await;
+        for i in 1..=25 {
+            app.post_in("paged", "a", &format!("m{i}")).await;
+        }
+        let mut ws = connect(&app.ws_url("?room=paged&after=0")).await;
+        let mut seqs = Vec::new();
+        loop {
+            let v = next_json(&mut ws).await;
+            match v["type"].as_str().unwrap() {
+                "message" => seqs.push(v["seq"].as_i64().unwrap()),
+                "more" => {
+                    // Not following yet: page on from where it stopped.
+                    assert_eq!(v["after"], *seqs.last().unwrap());
+                    let frame = serde_json::json!({"type": "subscribe", "room": "paged", "after": v["after"]});
+                    ws.send(WsMessage::Text(frame.to_string().into()))
+                        .await
+                        .unwrap();
+                }
+                "ready" => {
+                    assert_eq!(v["head"], 25);
+                    break;
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(seqs, (1..=25).collect::<Vec<_>>());
+        app.post_in("paged", "a", "live").await;
+        assert_eq!(next_json(&mut ws).await["seq"], 26);
+    }
+);

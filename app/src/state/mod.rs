@@ -216,8 +216,9 @@ impl RoomFeed {
         }
     }
 
+    /// A send failed: the text stays, with the error (and a Retry).
     pub fn fail(&self, id: Uuid, error: String) {
-        self.pending.update(|p| {
+        let _ = self.pending.try_update(|p| {
             if let Some(p) = p.iter_mut().find(|p| p.id == id) {
                 p.error = Some(error);
             }

@@ -7,7 +7,7 @@ use leptos::{ev, html, prelude::*, server_fn::ServerFn};
 use uuid::Uuid;
 
 use crate::{
-    api::{post_message, PostMessage},
+    api::{post_message, ApiError, PostMessage},
     browser,
     domain::{
         content_chars, ClientFrame, MessageBody, SenderName, MAX_CONTENT_CHARS, MAX_SENDER_CHARS,
@@ -176,15 +176,27 @@ fn submit(live: Live, feed: RoomFeed, pending: Pending) {
         .await;
         match result {
             Ok(message) => feed.confirm(message, &live.me.get_untracked(), false),
+            // Too fast: say so, keep the text, and send it again by itself
+            // once the server's wait is over (the same id: stored once).
+            Err(ApiError::RateLimited { retry_after_ms }) => {
+                let secs = retry_after_ms.div_ceil(1000).max(1);
+                feed.fail(pending.id, format!("Slow down: sending again in {secs} s…"));
+                let id = pending.id;
+                set_timeout(
+                    move || retry(live, feed, id),
+                    std::time::Duration::from_millis(retry_after_ms.max(100)),
+                );
+            }
             Err(e) => feed.fail(pending.id, e.to_string()),
         }
     });
 }
 
 /// Sends a failed message again with the same id (the server stores it once).
+/// Does nothing if the room's page is gone or the message was sent meanwhile.
 pub fn retry(live: Live, feed: RoomFeed, id: Uuid) {
     let mut again = None;
-    feed.pending.update(|list| {
+    let _ = feed.pending.try_update(|list| {
         if let Some(p) = list.iter_mut().find(|p| p.id == id) {
             p.error = None;
             again = Some(p.clone());
