@@ -21,7 +21,7 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 
-use crate::stats::ClientStats;
+use crate::{net, stats::ClientStats};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -32,8 +32,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Shared {
     /// Time zero for every timestamp (message content and receipts).
     pub epoch: Instant,
-    pub ws_url: String,
-    pub post_url: String,
+    /// `ws://…/ws?room=…` of each instance; client `i` uses `ws_urls[i % len]`.
+    pub ws_urls: Vec<String>,
     pub room: String,
     /// Marker in every message this run posts: `lt:<tag>:<send µs>:<n>`.
     pub tag: String,
@@ -46,6 +46,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The instance client `idx` connects to.
+    pub fn instance(&self, idx: usize) -> usize {
+        idx % self.ws_urls.len()
+    }
+
     pub fn now_us(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
     }
@@ -58,18 +63,22 @@ impl Shared {
     }
 }
 
+/// A server frame (the fields the tool reads).
 #[derive(Deserialize)]
-struct Frame<'a> {
+pub struct Frame<'a> {
     #[serde(rename = "type", borrow)]
-    ty: Cow<'a, str>,
+    pub ty: Cow<'a, str>,
     #[serde(default)]
-    seq: i64,
+    pub seq: i64,
     #[serde(default)]
-    head: i64,
+    pub head: i64,
+    /// `more` frames: where the replayed page ended.
+    #[serde(default)]
+    pub after: Option<i64>,
     #[serde(default, borrow)]
-    room: Option<Cow<'a, str>>,
+    pub room: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
+    pub content: Option<Cow<'a, str>>,
 }
 
 /// Small buffers: thousands of mostly idle sockets, frames of a few hundred bytes.
@@ -83,9 +92,7 @@ fn ws_config() -> WebSocketConfig {
 
 /// Opens a socket to the room and reads until its `ready`; returns it with `head`.
 pub async fn connect_ready(ws_url: &str, room: &str) -> Result<(Ws, i64), String> {
-    let (mut ws, _) = connect_async_with_config(ws_url, Some(ws_config()), true)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    let mut ws = connect(ws_url).await?;
     while let Some(msg) = ws.next().await {
         match msg.map_err(|e| format!("before ready: {e}"))? {
             Message::Text(text) => {
@@ -95,11 +102,21 @@ pub async fn connect_ready(ws_url: &str, room: &str) -> Result<(Ws, i64), String
                     return Ok((ws, frame.head));
                 }
             }
-            Message::Close(f) => return Err(format!("closed before ready: {f:?}")),
+            Message::Close(f) => {
+                return Err(format!("before ready: {}", net::close_text(f.as_ref())))
+            }
             _ => {}
         }
     }
     Err("connection ended before ready".into())
+}
+
+/// Opens a socket (no frames read yet); a refused upgrade names its status.
+pub async fn connect(ws_url: &str) -> Result<Ws, String> {
+    let (ws, _) = connect_async_with_config(ws_url, Some(ws_config()), true)
+        .await
+        .map_err(net::ws_error)?;
+    Ok(ws)
 }
 
 /// One client for the whole run. Holds `permit` (a connect slot) until ready.
@@ -110,14 +127,19 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> ClientStats {
     let started = Instant::now();
-    let connected =
-        tokio::time::timeout(CONNECT_TIMEOUT, connect_ready(&sh.ws_url, &sh.room)).await;
+    let instance = sh.instance(idx);
+    let connected = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        connect_ready(&sh.ws_urls[instance], &sh.room),
+    )
+    .await;
     let (mut ws, base) = match connected {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return failed(idx, &sh, e),
         Err(_) => return failed(idx, &sh, "timed out before ready".into()),
     };
     let mut st = ClientStats::new(base);
+    st.instance = instance;
     st.connect_us = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
     sh.last[idx].store(base, Ordering::Relaxed);
     sh.ready.fetch_add(1, Ordering::Relaxed);
@@ -150,10 +172,7 @@ pub async fn run(
                         sh.last[idx].store(st.max_seq, Ordering::Relaxed);
                     }
                     Some(Ok(Message::Close(f))) => {
-                        st.error = Some(match f {
-                            Some(f) => format!("server closed the socket: {} {}", f.code, f.reason),
-                            None => "server closed the socket".into(),
-                        });
+                        st.error = Some(net::close_text(f.as_ref()));
                         break;
                     }
                     Some(Ok(_)) => {} // pings are answered by tungstenite while reading
@@ -182,5 +201,7 @@ pub async fn run(
 fn failed(idx: usize, sh: &Shared, error: String) -> ClientStats {
     sh.last[idx].store(i64::MAX, Ordering::Relaxed);
     sh.failed.fetch_add(1, Ordering::Relaxed);
-    ClientStats::failed(error)
+    let mut st = ClientStats::failed(error);
+    st.instance = sh.instance(idx);
+    st
 }

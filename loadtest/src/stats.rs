@@ -1,4 +1,4 @@
-//! Per-client delivery bookkeeping, percentiles and random ids.
+//! Per-client delivery bookkeeping and random ids.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,6 +8,8 @@ pub struct ClientStats {
     /// `head` of the client's `ready` frame: it should get every seq above it.
     pub base: i64,
     pub connected: bool,
+    /// Which `--url` the client connected to (0-based).
+    pub instance: usize,
     /// Connect + handshake + `ready`, in microseconds.
     pub connect_us: u32,
     /// Delivery latency (POST issued -> frame read) of each first delivery, µs.
@@ -94,33 +96,6 @@ impl ClientStats {
     }
 }
 
-/// Nearest-rank percentiles of a sorted slice (`p` in 0..=100).
-pub fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
-/// `12.34 ms` from microseconds; `-` when there is no value.
-pub fn ms(us: Option<u32>) -> String {
-    match us {
-        Some(us) => format!("{:.2} ms", us as f64 / 1000.0),
-        None => "-".into(),
-    }
-}
-
-/// `p50 1.00 ms  p90 …` for the given percentiles of a sorted slice.
-pub fn spread(sorted: &[u32], ps: &[(&str, f64)]) -> String {
-    let mut parts: Vec<String> = ps
-        .iter()
-        .map(|(name, p)| format!("{name} {}", ms(percentile(sorted, *p))))
-        .collect();
-    parts.push(format!("max {}", ms(sorted.last().copied())));
-    parts.join("  ")
-}
-
 /// xorshift64*: plenty for room names and message ids.
 pub struct Rng(u64);
 
@@ -183,16 +158,6 @@ mod tests {
         assert_eq!(c.missing(16), 2);
         assert_eq!(c.missing(200), 200 - 10 - 5);
         assert_eq!(c.latency_us.len(), 5);
-    }
-
-    #[test]
-    fn percentiles() {
-        let v: Vec<u32> = (1..=100).collect();
-        assert_eq!(percentile(&v, 50.0), Some(50));
-        assert_eq!(percentile(&v, 99.0), Some(99));
-        assert_eq!(percentile(&v, 99.9), Some(100));
-        assert_eq!(percentile(&v, 0.0), Some(1));
-        assert_eq!(percentile(&[], 50.0), None);
     }
 
     #[test]
