@@ -6,6 +6,7 @@ import * as path from 'node:path';
 // The real server binary, on a fresh SQLite file, with fast broadcasts.
 const port = Number(process.env.E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;
+process.env.E2E_BASE_URL = baseURL;
 const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(os.homedir(), '.cache', 'chat-target');
 const serverBin = process.env.SERVER_BIN ?? path.join(targetDir, 'release', 'chat');
 const siteRoot = process.env.SITE_ROOT ?? path.resolve(__dirname, '..', 'target', 'site');
@@ -25,6 +26,9 @@ process.env.E2E_PG_URL_B = `http://127.0.0.1:${port + 2}`;
 // One more instance with the production rate limits, for the journeys that
 // test them; the others run without (every test posts from 127.0.0.1).
 process.env.E2E_LIMITED_URL = `http://127.0.0.1:${port + 3}`;
+// The moderator token of the first instance (the moderation journeys).
+export const moderatorToken = 'e2e-moderator-token-0123456789';
+process.env.E2E_MODERATOR_TOKEN = moderatorToken;
 const noLimits = {
   RATE_POSTS_PER_IP: '0',
   RATE_POSTS_PER_SENDER: '0',
@@ -38,7 +42,7 @@ function server(p: number, databaseUrl: string, limits: Record<string, string> =
     url: `http://127.0.0.1:${p}/health`,
     reuseExistingServer: false,
     timeout: 60_000,
-    stdout: 'ignore' as const,
+    stdout: (process.env.E2E_SERVER_LOGS ? 'pipe' : 'ignore') as 'pipe' | 'ignore',
     stderr: 'pipe' as const,
     env: {
       LEPTOS_SITE_ADDR: `127.0.0.1:${p}`,
@@ -81,7 +85,7 @@ export default defineConfig({
     },
   },
   webServer: [
-    server(port, `sqlite://${dataDir}/e2e.db`),
+    server(port, `sqlite://${dataDir}/e2e.db`, { ...noLimits, MODERATOR_TOKEN: moderatorToken }),
     // Two instances on one PostgreSQL database, for the cross-instance
     // journeys (scripts/test creates the database and sets E2E_PG_URL).
     server(port + 1, pgUrl),

@@ -11,6 +11,9 @@ LEPTOS_TOOLCHAIN="1.96.0"        # cargo-leptos 0.3.11 needs rustc >= 1.96 to bu
 
 # Builds are cached outside the clone so a fresh clone reuses them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chat-target}"
+# Incremental state grows by gigabytes per change and a shared cache keeps
+# every version; a clean build of the workspace crates is quick enough.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export PATH="$ROOT/end2end/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }

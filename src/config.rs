@@ -68,6 +68,14 @@ impl Listen {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// A session cookie per browser, bearer tokens for API clients.
+    Sessions,
+    /// The AWS ALB's OIDC sign-in (`x-amzn-oidc-data`).
+    AlbOidc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
     #[value(alias = "text")]
@@ -200,6 +208,48 @@ pub struct Config {
     )]
     pub hsts_max_age_secs: u64,
 
+    /// How authors are known: `sessions` (a cookie per browser, API tokens
+    /// from POST /api/sessions; default) or `alb-oidc` (the AWS ALB's
+    /// sign-in: the verified `x-amzn-oidc-data` identity; no guests).
+    #[arg(
+        long,
+        env = "AUTH",
+        value_name = "AUTH",
+        default_value = "sessions",
+        value_enum
+    )]
+    pub auth: AuthMode,
+    /// With AUTH=alb-oidc: where the ALB's public keys are, `{kid}` marking
+    /// the key id (https://public-keys.auth.elb.<region>.amazonaws.com/{kid}).
+    #[arg(long, env = "ALB_KEY_URL", value_name = "ALB_KEY_URL")]
+    pub alb_key_url: Option<String>,
+    /// With AUTH=alb-oidc: the ALB's ARN, the only signer trusted.
+    #[arg(long, env = "ALB_SIGNER", value_name = "ALB_SIGNER")]
+    pub alb_signer: Option<String>,
+    /// Whether posts without a session (API clients sending only `sender`)
+    /// are taken as a guest's (never under a held name).
+    #[arg(long, env = "ALLOW_GUESTS", value_name = "ALLOW_GUESTS", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub allow_guests: bool,
+    /// How long after posting an author may edit a message.
+    #[arg(long, env = "EDIT_WINDOW_SECS", value_name = "EDIT_WINDOW_SECS", default_value = "600", value_parser = parse_secs)]
+    pub edit_window_secs: Duration,
+    /// How long a name stays with the session that last used it.
+    #[arg(long, env = "NAME_HOLD_DAYS", value_name = "NAME_HOLD_DAYS", default_value = "30", value_parser = parse_days)]
+    pub name_hold_days: Duration,
+    /// Whoever enters this on /moderate becomes a moderator (unset: nobody
+    /// can that way). At least 16 characters.
+    #[arg(long, env = "MODERATOR_TOKEN", value_name = "MODERATOR_TOKEN", value_parser = parse_moderator_token, hide_env_values = true)]
+    pub moderator_token: Option<String>,
+    /// With AUTH=alb-oidc: signed-in subjects or emails (comma-separated)
+    /// that are moderators.
+    #[arg(
+        long,
+        env = "MODERATORS",
+        value_name = "MODERATORS",
+        value_delimiter = ','
+    )]
+    pub moderators: Vec<String>,
+
     /// Longest a graceful shutdown may take.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", value_name = "SHUTDOWN_GRACE_SECS", default_value = "25", value_parser = parse_secs)]
     pub shutdown_grace_secs: Duration,
@@ -268,6 +318,32 @@ impl Config {
 
     /// Rules across variables, after each parsed on its own.
     fn check(&self) -> Result<(), ConfigError> {
+        if self.auth == AuthMode::AlbOidc {
+            for (var, value) in [
+                ("ALB_KEY_URL", &self.alb_key_url),
+                ("ALB_SIGNER", &self.alb_signer),
+            ] {
+                if value.as_deref().is_none_or(str::is_empty) {
+                    return Err(ConfigError {
+                        var: var.into(),
+                        value: String::new(),
+                        expected: "a value when AUTH=alb-oidc".into(),
+                    });
+                }
+            }
+            if !self
+                .alb_key_url
+                .as_deref()
+                .unwrap_or_default()
+                .contains("{kid}")
+            {
+                return Err(ConfigError {
+                    var: "ALB_KEY_URL".into(),
+                    value: self.alb_key_url.clone().unwrap_or_default(),
+                    expected: "a URL containing {kid}".into(),
+                });
+            }
+        }
         if self.broadcast().is_some() && self.broadcast_min_secs > self.broadcast_max_secs {
             return Err(ConfigError {
                 var: "BROADCAST_MAX_SECS".into(),
@@ -408,10 +484,10 @@ impl ConfigError {
                 .trim_start_matches("error: ")
                 .to_owned(),
         };
-        let value = if var == "DATABASE_URL" {
-            redact_url(&value)
-        } else {
-            value
+        let value = match var.as_str() {
+            "DATABASE_URL" => redact_url(&value),
+            "MODERATOR_TOKEN" => "***".to_owned(),
+            _ => value,
         };
         Self {
             var,
@@ -496,6 +572,31 @@ fn parse_positive_secs(v: &str) -> Result<Duration, Expected> {
     match parse_secs(v) {
         Ok(d) if !d.is_zero() => Ok(d),
         _ => Err(Expected("a number of seconds greater than 0")),
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, Expected> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(Expected("true or false")),
+    }
+}
+
+fn parse_days(v: &str) -> Result<Duration, Expected> {
+    match v.parse::<f64>() {
+        Ok(d) if d.is_finite() && d > 0.0 && d <= 3650.0 => {
+            Ok(Duration::from_secs_f64(d * 86_400.0))
+        }
+        _ => Err(Expected("a number of days between 0 and 3650")),
+    }
+}
+
+fn parse_moderator_token(v: &str) -> Result<String, Expected> {
+    if v.chars().count() >= 16 {
+        Ok(v.to_owned())
+    } else {
+        Err(Expected("at least 16 characters (it is a password)"))
     }
 }
 
@@ -693,6 +794,33 @@ mod tests {
         assert!(c.rate_ws_connects_per_ip.0.is_some() && c.rate_ws_frames.0.is_some());
         assert!(c.rate_ws_control_frames.0.is_some());
         assert_eq!(c.trusted_proxy_hops, 0, "no proxy is trusted by default");
+    }
+
+    #[test]
+    fn trust_settings() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.auth, AuthMode::Sessions);
+        assert!(c.allow_guests);
+        assert_eq!(c.edit_window_secs, Duration::from_secs(600));
+        assert_eq!(c.name_hold_days, Duration::from_secs(30 * 86_400));
+        assert!(!config(&[("ALLOW_GUESTS", "false")]).unwrap().allow_guests);
+        let e = config(&[("MODERATOR_TOKEN", "short-secret")]).unwrap_err();
+        assert_eq!(e.var, "MODERATOR_TOKEN");
+        assert!(!e.to_string().contains("short-secret"), "{e}");
+        let e = config(&[("AUTH", "alb-oidc")]).unwrap_err();
+        assert_eq!(e.var, "ALB_KEY_URL");
+        let e =
+            config(&[("AUTH", "alb-oidc"), ("ALB_KEY_URL", "https://k.example/x")]).unwrap_err();
+        assert_eq!(e.var, "ALB_SIGNER");
+        assert!(config(&[
+            ("AUTH", "alb-oidc"),
+            ("ALB_KEY_URL", "https://k.example/{kid}"),
+            (
+                "ALB_SIGNER",
+                "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/chat/1"
+            ),
+        ])
+        .is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod healthcheck;
+pub mod identity;
 pub mod metrics;
 pub mod net;
 pub mod router;

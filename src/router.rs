@@ -4,7 +4,7 @@
 use app::{api::SharedBackend, shell, App};
 use axum::{
     extract::FromRef,
-    routing::{get, post},
+    routing::{get, patch, post, put},
     Router,
 };
 use leptos::prelude::{provide_context, LeptosOptions};
@@ -19,9 +19,10 @@ use tower_http::{
 };
 
 use crate::{
+    identity::{self, Identify},
     metrics,
     net::{self, TrustedHops},
-    routes,
+    routes::{self, trust},
     security::{self, SecuritySettings},
 };
 
@@ -36,7 +37,7 @@ pub struct AppState {
 }
 
 /// How the router treats requests.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RouterSettings {
     /// Serve `/metrics` here (false when it has an address of its own).
     pub with_metrics: bool,
@@ -45,6 +46,8 @@ pub struct RouterSettings {
     pub request_timeout: std::time::Duration,
     pub hsts_max_age_secs: u64,
     pub allowed_origins: Vec<String>,
+    /// How callers are identified.
+    pub identify: Identify,
 }
 
 /// The app's routes. `/metrics` is among them unless it has an address of
@@ -74,6 +77,15 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
             get(routes::list_messages).post(routes::post_message),
         )
         .route("/api/openapi.json", get(routes::openapi))
+        .route("/api/sessions", post(trust::create_session))
+        .route("/api/session", get(trust::whoami))
+        .route("/api/session/name", put(trust::set_name))
+        .route(
+            "/api/messages/{id}",
+            patch(trust::edit_message).delete(trust::delete_message),
+        )
+        .route("/api/messages/{id}/reactions", post(trust::react))
+        .route("/api/bans", post(trust::ban))
         .route("/health", get(routes::health))
         .route("/ws", get(socket::handler))
         // Compatibility with the systems this app replaces.
@@ -97,6 +109,10 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
             _,
         >(context, shell))
         .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.identify.clone(),
+            identity::identify,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             security.clone(),
             security::same_site_forms,

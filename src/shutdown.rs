@@ -29,8 +29,8 @@ pub async fn stop_accepting(chat: Chat, drain: Duration, signalled: oneshot::Sen
 
 /// Waits (at most until `deadline`) for every socket session to end.
 pub async fn sessions_finished(chat: &Chat, deadline: tokio::time::Instant) -> bool {
-    chat.sessions.close();
-    tokio::time::timeout_at(deadline, chat.sessions.wait())
+    chat.socket_tasks.close();
+    tokio::time::timeout_at(deadline, chat.socket_tasks.wait())
         .await
         .is_ok()
 }

@@ -4,11 +4,18 @@
 use std::future::Future;
 
 use leptos::prelude::LeptosOptions;
-use server::{limits::LimitSettings, store::PoolOptions, Chat, Settings, SocketSettings};
+use server::{
+    limits::LimitSettings, store::PoolOptions, Chat, Settings, SocketSettings, TrustSettings,
+};
 use tokio::net::TcpListener;
+
+use std::sync::Arc;
+
+use server::auth::alb::{AlbConfig, AlbVerifier};
 
 use crate::{
     config::{self, Config},
+    identity::{Auth, Identify},
     metrics,
     net::TrustedHops,
     router::{metrics_router, router, AppState, RouterSettings},
@@ -30,6 +37,8 @@ pub enum StartError {
     },
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("sign-in through the load balancer cannot start: {0}")]
+    Auth(String),
 }
 
 fn leptos_options(config: &Config) -> LeptosOptions {
@@ -66,6 +75,14 @@ pub fn settings(config: &Config) -> Settings {
             frames_per_socket: config.rate_ws_frames.0,
             control_frames_per_socket: config.rate_ws_control_frames.0,
         },
+        trust: TrustSettings {
+            edit_window: config.edit_window_secs,
+            name_hold: config.name_hold_days,
+            // Signed-in mode has no guests.
+            allow_guests: config.allow_guests && config.auth == config::AuthMode::Sessions,
+            moderator_token: config.moderator_token.clone(),
+            moderators: config.moderators.clone(),
+        },
     }
 }
 
@@ -91,7 +108,25 @@ pub async fn build(config: &Config) -> Result<(axum::Router, AppState), StartErr
         leptos_options: leptos_options(config),
         chat,
     };
+    let auth = match config.auth {
+        config::AuthMode::Sessions => Auth::Sessions,
+        config::AuthMode::AlbOidc => {
+            let verifier = AlbVerifier::new(AlbConfig {
+                key_url: config.alb_key_url.clone().unwrap_or_default(),
+                expected_signer: config.alb_signer.clone().unwrap_or_default(),
+                leeway: std::time::Duration::from_secs(60),
+            })
+            .map_err(|e| StartError::Auth(e.to_string()))?;
+            Auth::AlbOidc(Arc::new(verifier))
+        }
+    };
+    let identify = Identify {
+        auth,
+        sessions: state.chat.identities.clone(),
+        trust: state.chat.trust.clone(),
+    };
     let settings = RouterSettings {
+        identify,
         with_metrics: config.metrics_addr.is_none(),
         trusted_hops: TrustedHops(config.trusted_proxy_hops),
         request_timeout: config.request_timeout_secs,

@@ -177,11 +177,16 @@ fn backend_modules_point_one_way() {
         &[
             ("wire", &[]),
             ("limits", &[]),
+            ("auth", &[]),
+            ("identity", &["store"]),
             ("store", &["wire"]),
             ("error", &["store"]),
             ("service", &["store"]),
-            ("realtime", &["store", "wire", "limits"]),
-            ("cluster", &["store", "realtime", "service", "wire"]),
+            ("realtime", &["store", "wire", "limits", "identity"]),
+            (
+                "cluster",
+                &["store", "realtime", "service", "wire", "identity"],
+            ),
             ("testing", &[]),
         ],
     );

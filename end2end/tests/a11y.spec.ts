@@ -12,7 +12,7 @@ for (const scheme of ['light', 'dark'] as const) {
     await apiPost(page, room, 'hanako', 'こんにちは！ Welcome to the room 🌸');
     await apiPost(page, room, 'sam', 'Docs are at https://example.com/guide');
     await apiPost(page, room, 'sam', 'See you there.');
-    await openChat(page, 'you', room);
+    await openChat(page, `you-${scheme}`, room);
     await page.getByLabel('Name').press('Tab');
     await messageBox(page).fill('Hi everyone!');
     await messageBox(page).press('Enter');

@@ -1,4 +1,4 @@
-import { expect, type Page, type Browser, type BrowserContext } from '@playwright/test';
+import { expect, request, type Page, type Browser, type BrowserContext } from '@playwright/test';
 
 /** A token that makes a test's messages unique in the shared lobby. */
 export function uniq(label: string): string {
@@ -9,6 +9,10 @@ export function uniq(label: string): string {
 export async function openChat(page: Page, name?: string, room?: string, base = ''): Promise<void> {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  if (process.env.E2E_DEBUG) {
+    page.on('pageerror', (e) => console.log('PAGEERROR', String(e).slice(0, 400)));
+    page.on('console', (m) => console.log('CONSOLE', m.type(), m.text().slice(0, 300)));
+  }
   // The Content-Security-Policy must let the hydrated app run untouched.
   page.on('console', (m) => {
     if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) errors.push(m.text());
@@ -48,10 +52,20 @@ export function messageBox(page: Page) {
   return page.getByRole('textbox', { name: 'Message', exact: true });
 }
 
-/** Posts through the JSON API (as another person would). */
+/** Posts through the JSON API as another person would: a guest API client,
+ * not with the page's session cookie (which would make it the page's own). */
 export async function apiPost(page: Page, room: string, sender: string, content: string): Promise<void> {
-  const res = await page.request.post('/api/messages', { data: { room, sender, content } });
-  expect(res.status()).toBe(201);
+  const baseURL = page.url().startsWith('http') ? new URL(page.url()).origin : process.env.E2E_BASE_URL;
+  const api = await request.newContext({ baseURL });
+  const res = await api.post('/api/messages', { data: { room, sender, content } });
+  expect(res.status(), await res.text()).toBe(201);
+  await api.dispose();
+}
+
+/** Waits until the page's session holds its name and the socket shows it
+ * (presence lists it), so typing signals carry it. */
+export async function nameTaken(page: Page, name: string): Promise<void> {
+  await expect(page.locator('details.presence ul')).toContainText(name);
 }
 
 /** Waits until the room page on screen is live again (after navigating). */

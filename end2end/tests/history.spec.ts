@@ -28,7 +28,7 @@ test('reload shows the history, oldest first, rendered on the server', async ({ 
 test('scrolling to the top loads older messages without jumping, until the start', async ({ page }) => {
   const room = `e2e-hist-${Date.now().toString(36)}`;
   for (let i = 1; i <= 75; i++) await apiPost(page, room, 'poster', `old message ${i}`);
-  await openChat(page, 'reader', room);
+  await openChat(page, 'history-reader', room);
   // The page renders the latest 50.
   await expect(page.locator('li.msg:not(.broadcast)')).toHaveCount(50);
   await expect(confirmed(page, 'old message 26')).toHaveCount(1);

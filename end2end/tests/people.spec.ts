@@ -1,5 +1,5 @@
 import { test, expect, type Page } from '@playwright/test';
-import { messageBox, newPage, openChat, send, confirmed } from './helpers';
+import { messageBox, nameTaken, newPage, openChat, send, confirmed } from './helpers';
 
 async function presence(page: Page) {
   return page.locator('details.presence');
@@ -13,6 +13,7 @@ test('presence: who is in the room, live; typing shows and goes away', async ({ 
   await a.page.getByLabel('Name').press('Tab'); // commit the name (change event)
   await openChat(b.page, 'bob', room);
   await b.page.getByLabel('Name').press('Tab');
+  await nameTaken(a.page, 'bob');
 
   const pa = await presence(a.page);
   await expect(pa.locator('summary')).toContainText('2 here');
@@ -53,6 +54,8 @@ test('presence and typing across two server instances', async ({ browser }) => {
   await a.page.getByLabel('Name').press('Tab');
   await openChat(b.page, 'ben', room);
   await b.page.getByLabel('Name').press('Tab');
+  await nameTaken(a.page, 'anna');
+  await nameTaken(b.page, 'ben');
   await expect(a.page.locator('details.presence summary')).toContainText('2 here');
   await expect(b.page.locator('details.presence summary')).toContainText('2 here');
   await messageBox(a.page).pressSequentially('hi');

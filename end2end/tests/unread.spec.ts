@@ -4,7 +4,7 @@ import { apiPost, confirmed, openChat } from './helpers';
 test('messages that arrive while scrolled up get a divider, a jump button and a title count', async ({ page }) => {
   const room = `e2e-unread-${Date.now().toString(36)}`;
   for (let i = 1; i <= 40; i++) await apiPost(page, room, 'poster', `before ${i}`);
-  await openChat(page, 'reader', room);
+  await openChat(page, `reader-${room.slice(-6)}`, room);
   await expect(page).toHaveTitle(`#${room} · Chat`);
   await expect(page.locator('li.divider')).toHaveCount(0);
 
@@ -29,7 +29,7 @@ test('messages that arrive while scrolled up get a divider, a jump button and a 
 
 test('messages that arrive while the tab is hidden are counted in the title', async ({ page }) => {
   const room = `e2e-hidden-${Date.now().toString(36)}`;
-  await openChat(page, 'reader', room);
+  await openChat(page, `reader-${room.slice(-6)}`, room);
   await page.evaluate(() => {
     Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
     document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));

@@ -1,7 +1,7 @@
 //! How storage failures become client-visible [`ApiError`]s. Internal
 //! details are logged here and never sent.
 
-use app::api::ApiError;
+use app::{api::ApiError, domain::ValidationError};
 
 use crate::store::StoreError;
 
@@ -16,6 +16,15 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = ?e, "database unavailable");
                 ApiError::Unavailable
             }
+            StoreError::NameTaken => ApiError::Conflict(app::api::NAME_IN_USE.into()),
+            StoreError::Forbidden => {
+                ApiError::Forbidden("Only its author or a moderator may do that.".into())
+            }
+            StoreError::TooLate => ApiError::Conflict(
+                "This message can no longer be edited: the edit window has passed.".into(),
+            ),
+            StoreError::Deleted => ApiError::Conflict("This message was deleted.".into()),
+            StoreError::NotChangeable => ValidationError::Unchangeable.into(),
             other => {
                 tracing::error!(error = ?other, "database error");
                 ApiError::Internal

@@ -11,8 +11,10 @@
 //! wires it into the router. Nothing here renders pages or reads the
 //! environment.
 
+pub mod auth;
 pub mod cluster;
 pub mod error;
+pub mod identity;
 pub mod limits;
 pub mod realtime;
 pub mod service;
@@ -21,19 +23,24 @@ pub mod store;
 pub mod testing;
 pub mod wire;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use app::{
-    api::{ApiError, Backend, Client},
-    domain::{Message, NewPost, RoomId, RoomSummary},
+    api::{ApiError, Backend, ChangeRequest, Client, Me, Session},
+    domain::{Message, NewPost, RoomId, RoomSummary, SenderName, ValidationError, REACTIONS},
 };
 use async_trait::async_trait;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use cluster::broadcaster;
+use identity::{Bans, Sessions};
 use limits::{LimitSettings, Limits};
 use realtime::{hub::Hub, presence::Presence};
-use store::{ListQuery, PoolOptions, Store, StoreError};
+use store::{Change, ChangeKind, ListQuery, NameClaim, PoolOptions, Store, StoreError};
 
 /// What the backend needs to start (the binary reads it from the
 /// environment).
@@ -50,6 +57,7 @@ pub struct Settings {
     pub max_rooms: usize,
     pub sockets: SocketSettings,
     pub limits: LimitSettings,
+    pub trust: TrustSettings,
 }
 
 /// What the WebSocket handler needs at run time.
@@ -78,6 +86,34 @@ impl Default for SocketSettings {
     }
 }
 
+/// Who may do what (the binary reads it from the environment).
+#[derive(Debug, Clone)]
+pub struct TrustSettings {
+    /// How long after posting an author may edit a message.
+    pub edit_window: Duration,
+    /// How long a name stays with the session that last used it.
+    pub name_hold: Duration,
+    /// Whether posts without a session (API clients with just a `sender`)
+    /// are taken, as a guest.
+    pub allow_guests: bool,
+    /// Whoever enters this on the moderation page becomes a moderator.
+    pub moderator_token: Option<String>,
+    /// Signed-in identities (subjects or emails) that are moderators.
+    pub moderators: Vec<String>,
+}
+
+impl Default for TrustSettings {
+    fn default() -> Self {
+        Self {
+            edit_window: Duration::from_secs(600),
+            name_hold: Duration::from_secs(30 * 24 * 3600),
+            allow_guests: true,
+            moderator_token: None,
+            moderators: Vec::new(),
+        }
+    }
+}
+
 /// The running backend of one instance. Cheap to clone.
 #[derive(Clone)]
 pub struct Chat {
@@ -86,12 +122,25 @@ pub struct Chat {
     pub presence: Presence,
     pub sockets: Arc<SocketSettings>,
     pub limits: Arc<Limits>,
+    pub identities: Sessions,
+    pub bans: Bans,
+    pub trust: Arc<TrustSettings>,
+    /// Where to announce bans to the other instances (PostgreSQL).
+    postgres: Option<sqlx::PgPool>,
+    /// Names this instance confirmed recently, so a post does not write the
+    /// hold again each time.
+    held: Arc<Mutex<HashMap<String, (String, Instant)>>>,
     /// Cancelled when the instance starts shutting down: sockets close with
     /// 1001 and new ones are refused.
     pub shutdown: CancellationToken,
     /// Every socket session, so shutdown can wait for them to finish.
-    pub sessions: TaskTracker,
+    pub socket_tasks: TaskTracker,
 }
+
+/// A name's hold is written again at most this often for one session.
+const HOLD_REFRESH: Duration = Duration::from_secs(3600);
+/// What a moderator's "remove recent messages" reaches back to.
+const RECENT: chrono::Duration = chrono::Duration::hours(24);
 
 impl Chat {
     /// Opens the store (running its migrations) and starts the hub, the
@@ -107,7 +156,9 @@ impl Chat {
         let limits = Arc::new(Limits::new(settings.limits.clone()));
         tokio::spawn(sweep(Arc::downgrade(&limits)));
         let presence = Presence::new(hub.clone(), opened.postgres.clone(), settings.presence_ttl);
-        cluster::feed::start(opened.commits, hub.clone(), presence.clone()).await;
+        let bans = Bans::new(store.bans().await?);
+        tokio::spawn(refresh_bans(store.clone(), bans.clone()));
+        cluster::feed::start(opened.commits, hub.clone(), presence.clone(), bans.clone()).await;
         let interval = settings
             .broadcast
             .and_then(|(min, max)| broadcaster::Interval::new(min, max));
@@ -127,14 +178,110 @@ impl Chat {
             }
         }
         Ok(Self {
+            identities: Sessions::new(store.clone()),
             store,
             hub,
             presence,
             sockets: Arc::new(settings.sockets.clone()),
             limits,
+            bans,
+            trust: Arc::new(settings.trust.clone()),
+            postgres: opened.postgres,
+            held: Arc::default(),
             shutdown: CancellationToken::new(),
-            sessions: TaskTracker::new(),
+            socket_tasks: TaskTracker::new(),
         })
+    }
+
+    /// Refuses a banned caller.
+    fn not_banned(&self, session: &Session) -> Result<(), ApiError> {
+        if self.bans.contains(&session.author) {
+            Err(ApiError::Forbidden(
+                "You have been banned from this chat.".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Counts a write (a post or a change) against the caller's quotas: per
+    /// address, and per session (or, for a guest, per name).
+    fn limit(&self, from: &Client, guest_name: &str) -> Result<(), ApiError> {
+        let key = from
+            .session
+            .as_ref()
+            .map_or(guest_name, |s| s.author.as_str());
+        self.limits.post(from.ip, key).map_err(|wait| {
+            metrics::counter!("rate_limited_total", "limit" => "post").increment(1);
+            ApiError::RateLimited {
+                retry_after_ms: wait.millis(),
+            }
+        })
+    }
+
+    /// Makes `name` the session's, holding it for the configured time.
+    async fn hold(&self, session: &Session, name: &SenderName) -> Result<(), ApiError> {
+        let key = identity::name_key(name.as_str());
+        let fresh = {
+            let held = self.held.lock().expect("held names");
+            held.get(&session.author)
+                .is_some_and(|(k, at)| *k == key && at.elapsed() < HOLD_REFRESH)
+        };
+        if fresh && session.name.as_deref() == Some(name.as_str()) {
+            return Ok(());
+        }
+        let now = chrono::Utc::now();
+        let hold =
+            chrono::Duration::from_std(self.trust.name_hold).unwrap_or(chrono::Duration::days(30));
+        self.store
+            .claim_name(&NameClaim {
+                author: session.author.clone(),
+                key: key.clone(),
+                name: name.as_str().to_owned(),
+                now,
+                held_until: now + hold,
+            })
+            .await?;
+        self.identities
+            .updated(&session.author, Some(name.as_str()), None);
+        self.held
+            .lock()
+            .expect("held names")
+            .insert(session.author.clone(), (key, Instant::now()));
+        Ok(())
+    }
+
+    /// Tells every instance (this one included) that `author` is banned.
+    async fn announce_ban(&self, author: &str) {
+        self.bans.add(author);
+        if let Some(pool) = &self.postgres {
+            let payload = wire::Ephemeral::Ban {
+                author: author.to_owned(),
+            }
+            .encode();
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(wire::EPHEMERAL_CHANNEL)
+                .bind(payload)
+                .execute(pool)
+                .await
+            {
+                tracing::warn!(error = %e, "ban not announced to the other instances");
+            }
+        }
+    }
+}
+
+/// Reads the bans again every 30 s, so a ban announced while this
+/// instance's listener was down still takes effect.
+async fn refresh_bans(store: Arc<dyn Store>, bans: Bans) {
+    let mut every = tokio::time::interval(Duration::from_secs(30));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        match store.bans().await {
+            Ok(all) => all.iter().for_each(|a| bans.add(a)),
+            Err(e) => tracing::debug!(error = %e, "bans not refreshed"),
+        }
     }
 }
 
@@ -158,12 +305,11 @@ impl Backend for Chat {
         room: &RoomId,
         before: Option<i64>,
         limit: u32,
+        viewer: Option<&str>,
     ) -> Result<Vec<Message>, ApiError> {
         let query = ListQuery {
-            room: room.clone(),
-            after: None,
             before,
-            limit,
+            ..ListQuery::latest(room.clone(), limit).viewer(viewer.map(str::to_owned))
         };
         Ok(self.store.list(&query).await?)
     }
@@ -172,13 +318,180 @@ impl Backend for Chat {
         Ok(self.store.rooms(limit).await?)
     }
 
-    async fn post(&self, post: NewPost, from: Client) -> Result<Message, ApiError> {
-        if let Err(wait) = self.limits.post(from.ip, post.sender.as_str()) {
-            metrics::counter!("rate_limited_total", "limit" => "post").increment(1);
-            return Err(ApiError::RateLimited {
-                retry_after_ms: wait.millis(),
-            });
+    fn me(&self, session: Option<&Session>) -> Me {
+        Me {
+            author: session.map(|s| s.author.clone()),
+            name: session.and_then(|s| s.name.clone()),
+            moderator: session.is_some_and(|s| s.moderator),
+            edit_window_secs: self.trust.edit_window.as_secs(),
         }
-        service::post(&self.store, post).await
     }
+
+    async fn post(&self, post: NewPost, from: Client) -> Result<Message, ApiError> {
+        let author = match &from.session {
+            Some(session) => {
+                self.not_banned(session)?;
+                self.limit(&from, post.sender.as_str())?;
+                self.hold(session, &post.sender).await?;
+                Some(session.author.clone())
+            }
+            None if !self.trust.allow_guests => {
+                return Err(ApiError::Unauthorized(
+                    "Posting needs a session: open the chat in a browser, or get a token \
+                     from POST /api/sessions."
+                        .into(),
+                ))
+            }
+            None => {
+                self.limit(&from, post.sender.as_str())?;
+                // A guest never posts under a held name.
+                let key = identity::name_key(post.sender.as_str());
+                if self
+                    .store
+                    .name_holder(&key, chrono::Utc::now())
+                    .await?
+                    .is_some()
+                {
+                    return Err(ApiError::Conflict(app::api::NAME_IN_USE.into()));
+                }
+                None
+            }
+        };
+        service::post(&self.store, post, author).await
+    }
+
+    async fn set_name(&self, name: SenderName, from: Client) -> Result<Me, ApiError> {
+        let session = from.session.ok_or_else(no_session)?;
+        self.not_banned(&session)?;
+        self.hold(&session, &name).await?;
+        Ok(self.me(Some(&Session {
+            name: Some(name.as_str().to_owned()),
+            ..session
+        })))
+    }
+
+    async fn change(
+        &self,
+        id: uuid::Uuid,
+        change: ChangeRequest,
+        from: Client,
+    ) -> Result<Message, ApiError> {
+        let session = from.session.clone().ok_or_else(no_session)?;
+        self.not_banned(&session)?;
+        self.limit(&from, &session.author)?;
+        let target = self
+            .store
+            .message_by_id(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("No such message.".into()))?;
+        let room = RoomId::parse(&target.room)?;
+        let kind = match change {
+            ChangeRequest::Edit(body) => ChangeKind::Edit(body),
+            ChangeRequest::Delete => ChangeKind::Delete,
+            ChangeRequest::React(emoji) if REACTIONS.contains(&emoji.as_str()) => {
+                ChangeKind::React(emoji)
+            }
+            ChangeRequest::React(_) => return Err(ValidationError::Reaction.into()),
+        };
+        let sender = session
+            .name
+            .as_deref()
+            .and_then(|n| SenderName::parse(n).ok())
+            .unwrap_or_else(|| SenderName::parse("someone").expect("a valid name"));
+        let result = self
+            .store
+            .change(Change {
+                id: uuid::Uuid::new_v4(),
+                room,
+                target: target.seq,
+                kind,
+                actor: session.author,
+                sender,
+                moderator: session.moderator,
+                edit_window: self.trust.edit_window,
+            })
+            .await;
+        match result {
+            Ok(event) => {
+                metrics::counter!("messages_processed_total", "kind" => event.kind.as_str())
+                    .increment(1);
+                Ok(event)
+            }
+            Err(StoreError::NotFound) => Err(ApiError::NotFound("No such message.".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn become_moderator(&self, token: &str, from: Client) -> Result<Me, ApiError> {
+        let session = from.session.ok_or_else(no_session)?;
+        let expected = self.trust.moderator_token.as_deref().unwrap_or_default();
+        if expected.is_empty() || !constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) {
+            return Err(ApiError::Forbidden(
+                "That is not the moderator token.".into(),
+            ));
+        }
+        self.store.set_moderator(&session.author).await?;
+        self.identities.updated(&session.author, None, Some(true));
+        Ok(self.me(Some(&Session {
+            moderator: true,
+            ..session
+        })))
+    }
+
+    async fn ban(
+        &self,
+        author: &str,
+        remove_recent: bool,
+        from: Client,
+    ) -> Result<usize, ApiError> {
+        let session = from.session.ok_or_else(no_session)?;
+        if !session.moderator {
+            return Err(ApiError::Forbidden("Only moderators may ban.".into()));
+        }
+        if author.is_empty() || author == session.author {
+            return Err(ApiError::BadRequest("Choose someone else to ban.".into()));
+        }
+        self.store.ban(author, &session.author).await?;
+        self.announce_ban(author).await;
+        let mut removed = 0;
+        if remove_recent {
+            let since = chrono::Utc::now() - RECENT;
+            let sender = session
+                .name
+                .as_deref()
+                .and_then(|n| SenderName::parse(n).ok())
+                .unwrap_or_else(|| SenderName::parse("moderator").expect("a valid name"));
+            for (room, seq) in self.store.authored_since(author, since).await? {
+                let change = Change {
+                    id: uuid::Uuid::new_v4(),
+                    room: RoomId::parse(&room)?,
+                    target: seq,
+                    kind: ChangeKind::Delete,
+                    actor: session.author.clone(),
+                    sender: sender.clone(),
+                    moderator: true,
+                    edit_window: self.trust.edit_window,
+                };
+                match self.store.change(change).await {
+                    Ok(_) => removed += 1,
+                    Err(StoreError::Deleted) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        tracing::info!(removed, "author banned");
+        Ok(removed)
+    }
+}
+
+fn no_session() -> ApiError {
+    ApiError::Unauthorized(
+        "This needs a session: open the chat in a browser, or get a token from POST /api/sessions."
+            .into(),
+    )
+}
+
+/// Compares secrets without leaking where they differ through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -13,14 +13,20 @@ use uuid::Uuid;
 
 use crate::store::{NewMessage, Store};
 
-/// Stores a person's validated post; returns it as stored.
-pub async fn post(store: &Arc<dyn Store>, post: NewPost) -> Result<Message, ApiError> {
+/// Stores a person's validated post (`author`: their public id, `None`
+/// for a guest); returns it as stored.
+pub async fn post(
+    store: &Arc<dyn Store>,
+    post: NewPost,
+    author: Option<String>,
+) -> Result<Message, ApiError> {
     let new = NewMessage {
         room: post.room,
         id: post.id.unwrap_or_else(Uuid::new_v4),
         kind: MessageKind::User,
         sender: post.sender,
         content: post.content,
+        author,
     };
     insert(store.clone(), new).await
 }

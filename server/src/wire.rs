@@ -63,6 +63,8 @@ pub enum Ephemeral {
         room: String,
         name: String,
     },
+    /// An author was banned: every instance closes their sockets.
+    Ban { author: String },
 }
 
 impl Ephemeral {
@@ -101,8 +103,8 @@ impl Ephemeral {
                 })
                 .expect("serialises")
             }
-            // Names and rooms are short (32 characters): never reached.
-            Ephemeral::Typing { .. } => payload,
+            // Names, rooms and author ids are short: never reached.
+            Ephemeral::Typing { .. } | Ephemeral::Ban { .. } => payload,
         }
     }
 
@@ -125,6 +127,7 @@ mod tests {
             sender: "alice".into(),
             content,
             created_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            ..Default::default()
         }
     }
 

@@ -23,6 +23,7 @@ fn new(room: &str, content: &str) -> NewMessage {
         kind: MessageKind::User,
         sender: SenderName::parse("tester").unwrap(),
         content: MessageBody::parse(content).unwrap(),
+        author: None,
     }
 }
 
@@ -137,17 +138,13 @@ both_backends!(pages, |db: TestDb| async move {
         vec![3, 4]
     );
     let before = ListQuery {
-        room: lobby.clone(),
-        after: None,
         before: Some(5),
-        limit: 2,
+        ..ListQuery::latest(lobby.clone(), 2)
     };
     assert_eq!(seqs(store.list(&before).await.unwrap()), vec![3, 4]);
     let window = ListQuery {
-        room: lobby.clone(),
-        after: Some(2),
         before: Some(6),
-        limit: 50,
+        ..ListQuery::after(lobby.clone(), 2, 50)
     };
     assert_eq!(seqs(store.list(&window).await.unwrap()), vec![3, 4, 5]);
     // Text survives the round trip exactly.

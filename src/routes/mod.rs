@@ -1,6 +1,9 @@
 //! Plain HTTP endpoints beside the Leptos pages: the JSON API (documented
 //! as OpenAPI at `/api/openapi.json`), health, and the routes kept for
-//! compatibility with the systems this app replaces.
+//! compatibility with the systems this app replaces. Sessions, names,
+//! changes to messages and moderation are in `trust.rs`.
+
+pub mod trust;
 
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use axum::{
     },
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    Extension, Json,
+    Json,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -36,17 +39,71 @@ use crate::AppState;
                        WebSocket at /ws (see README). The same endpoints are also served \
                        at /messages (GET, POST) and /health/ for older clients."
     ),
-    paths(list_messages, post_message, health),
+    paths(
+        list_messages,
+        post_message,
+        health,
+        trust::create_session,
+        trust::whoami,
+        trust::set_name,
+        trust::edit_message,
+        trust::delete_message,
+        trust::react,
+        trust::ban
+    ),
     components(schemas(
         Message,
         app::domain::MessageKind,
+        app::domain::Reaction,
+        app::api::Me,
         MessagesBody,
         PostBody,
         ErrorBody,
-        HealthBody
-    ))
+        HealthBody,
+        trust::SessionBody,
+        trust::NameBody,
+        trust::EditBody,
+        trust::ReactBody,
+        trust::BanBody,
+        trust::BannedBody
+    )),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+/// Documents `Authorization: Bearer <token>` (from `POST /api/sessions`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "session",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// The caller of a request: address and session, as the middleware found
+/// them.
+pub struct Caller(pub Client);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller(Client {
+            ip: parts.extensions.get::<Peer>().map(|p| p.ip),
+            session: parts.extensions.get::<app::api::Session>().cloned(),
+        }))
+    }
+}
 
 /// `GET /api/openapi.json`
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
@@ -86,8 +143,10 @@ pub struct HealthBody {
     db: String,
 }
 
-/// A page of messages, ascending by seq. With `after`, the oldest after it;
-/// otherwise the newest (before `before`, if given).
+/// A page of a room, ascending by seq. With `after`, the oldest entries
+/// after it, events (edits, deletions, reactions) included, for resuming;
+/// otherwise the newest messages (before `before`, if given) in their
+/// current state, without events.
 #[utoipa::path(
     get,
     path = "/api/messages",
@@ -101,6 +160,7 @@ pub struct HealthBody {
 )]
 pub async fn list_messages(
     State(state): State<AppState>,
+    Caller(from): Caller,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<MessagesBody>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -119,11 +179,15 @@ pub async fn list_messages(
             "`after` and `before` must be seqs (0 or more).".into(),
         ));
     }
+    // Resuming (`after`) gets the whole sequence, events included, so the
+    // client converges; a history page gets messages in their current state.
     let query = ListQuery {
         room,
         after: p.after,
         before: p.before,
         limit,
+        messages_only: p.after.is_none(),
+        viewer: from.session.map(|s| s.author),
     };
     let messages = state.chat.store.list(&query).await?;
     Ok(Json(MessagesBody { messages }))
@@ -163,6 +227,9 @@ impl From<PostBody> for PostInput {
     responses(
         (status = 201, description = "Stored", body = Message),
         (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No session, and guests may not post", body = ErrorBody),
+        (status = 403, description = "The author is banned", body = ErrorBody),
+        (status = 409, description = "The name is held by someone else", body = ErrorBody),
         (status = 422, description = "A rule was broken", body = ErrorBody),
         (status = 429, description = "Too many posts from this client; see Retry-After", body = ErrorBody),
         (status = 503, description = "Database unavailable; safe to retry", body = ErrorBody),
@@ -170,19 +237,13 @@ impl From<PostBody> for PostInput {
 )]
 pub async fn post_message(
     State(state): State<AppState>,
-    peer: Option<Extension<Peer>>,
+    Caller(from): Caller,
     body: Result<Json<PostBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let post = PostInput::from(body).validate()?;
-    let message = state.chat.post(post, client(peer)).await?;
+    let message = state.chat.post(post, from).await?;
     Ok((StatusCode::CREATED, Json(message)))
-}
-
-fn client(peer: Option<Extension<Peer>>) -> Client {
-    Client {
-        ip: peer.map(|Extension(p)| p.ip),
-    }
 }
 
 /// `POST /create/`: the older app's plain form post (`sender`, `content`,
@@ -190,7 +251,7 @@ fn client(peer: Option<Extension<Peer>>) -> Client {
 /// message, or the error and the unsent text.
 pub async fn create_form(
     State(state): State<AppState>,
-    peer: Option<Extension<Peer>>,
+    Caller(from): Caller,
     form: Result<Form<PostBody>, FormRejection>,
 ) -> Response {
     let Form(form) = match form {
@@ -206,7 +267,7 @@ pub async fn create_form(
         _ => "/r/lobby".to_owned(),
     };
     let result = match PostInput::from(form).validate() {
-        Ok(post) => state.chat.post(post, client(peer)).await,
+        Ok(post) => state.chat.post(post, from).await,
         Err(e) => Err(e.into()),
     };
     match result {

@@ -93,6 +93,42 @@ pub async fn spawn_app(db: TestDb, env: &[(&str, &str)]) -> TestApp {
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A new API session on the server at `base` (http://host:port) that holds
+/// `name`; returns its bearer token.
+pub async fn named_session(http: &reqwest::Client, base: &str, name: &str) -> String {
+    let res = http
+        .post(format!("{base}/api/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = http
+        .put(format!("{base}/api/session/name"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{name} taken");
+    token
+}
+
+/// A WebSocket as the session with `token`.
+pub async fn connect_as(url: &str, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket connects");
+    ws
+}
+
 pub async fn connect(url: &str) -> Ws {
     let (ws, _) = tokio_tungstenite::connect_async(url)
         .await

@@ -7,4 +7,5 @@ mod helpers;
 mod http;
 mod nojs;
 mod ops;
+mod trust;
 mod ws;

@@ -8,7 +8,9 @@ use tokio_tungstenite::tungstenite::{
     client::IntoClientRequest, http::HeaderValue, Message as WsMessage,
 };
 
-use crate::helpers::{assert_silent, connect, next_json, spawn_app, TestDb};
+use crate::helpers::{
+    assert_silent, connect, connect_as, named_session, next_json, spawn_app, TestDb,
+};
 use server::both_backends;
 
 both_backends!(backlog_then_ready_then_live, |db: TestDb| async move {
@@ -198,18 +200,11 @@ async fn behind_a_trusted_tls_proxy_the_page_origin_is_https_and_cookies_are_sec
     let http = tokio_tungstenite::connect_async(via_tls(format!("http://{}", app.addr))).await;
     assert_eq!(status(http.map(|_| ())), 403);
 
-    // The page over HTTPS: HSTS, and the name cookie is Secure.
+    // The page over HTTPS: HSTS, and the session cookie is Secure.
     let res = app
         .http
-        .post(app.url("/api/post_message"))
+        .get(app.url("/r/lobby"))
         .header("x-forwarded-proto", "https")
-        .header("accept", "text/html")
-        .form(&[
-            ("room", "lobby"),
-            ("sender", "tls"),
-            ("content", "hi"),
-            ("id", ""),
-        ])
         .send()
         .await
         .unwrap();
@@ -219,7 +214,7 @@ async fn behind_a_trusted_tls_proxy_the_page_origin_is_https_and_cookies_are_sec
     );
     let cookie = res.headers()["set-cookie"].to_str().unwrap();
     assert!(
-        cookie.starts_with("chat_name=tls;") && cookie.ends_with("; Secure"),
+        cookie.starts_with("chat_session=") && cookie.ends_with("; Secure"),
         "{cookie}"
     );
     // Plain HTTP: neither.
@@ -325,21 +320,20 @@ both_backends!(one_socket_follows_several_rooms, |db: TestDb| async move {
 
 both_backends!(presence_and_typing, |db: TestDb| async move {
     let app = spawn_app(db, &[]).await;
-    let mut alice = connect(&app.ws_url("?room=meet")).await;
-    send_json(
-        &mut alice,
-        serde_json::json!({"type": "hello", "name": "alice"}),
-    )
-    .await;
+    let base = app.url("");
+    let alice_token = named_session(&app.http, &base, "alice").await;
+    let bob_token = named_session(&app.http, &base, "bob").await;
+    let mut alice = connect_as(&app.ws_url("?room=meet"), &alice_token).await;
     next_of(&mut alice, "ready").await;
-    let mut bob = connect(&app.ws_url("?room=meet")).await;
+    let mut bob = connect_as(&app.ws_url("?room=meet"), &bob_token).await;
     next_of(&mut bob, "ready").await;
+    // A client cannot claim a name it does not hold.
+    let mut anon = connect(&app.ws_url("?room=meet")).await;
     send_json(
-        &mut bob,
-        serde_json::json!({"type": "hello", "name": "bob"}),
+        &mut anon,
+        serde_json::json!({"type": "hello", "name": "carol"}),
     )
     .await;
-    let mut anon = connect(&app.ws_url("?room=meet")).await;
     next_of(&mut anon, "ready").await;
     // Everyone converges on: alice and bob, plus one anonymous visitor.
     let want = serde_json::json!({"type": "presence", "room": "meet", "names": ["alice", "bob"], "count": 3});

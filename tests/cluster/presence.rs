@@ -8,14 +8,15 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::{
-    helpers::{next_frame, TestDb, Ws},
+    helpers::{connect_as, named_session, next_frame, TestDb, Ws},
     support::Instance,
 };
 
+/// A socket of a session that holds `name` (presence shows the session's
+/// name, not what a client claims).
 async fn join(instance: &Instance, name: &str) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(instance.ws_url("?room=meet"))
-        .await
-        .unwrap();
+    let token = named_session(&instance.http, &instance.url(""), name).await;
+    let mut ws = connect_as(&instance.ws_url("?room=meet"), &token).await;
     let hello = json!({"type": "hello", "name": name}).to_string();
     ws.send(WsMessage::Text(hello.into())).await.unwrap();
     ws

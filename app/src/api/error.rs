@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::ValidationError;
 
+/// The words for a name someone else holds, shown in the page as is.
+pub const NAME_IN_USE: &str = "This name is in use by someone else; please choose another.";
+
 /// Errors a client can see. The text is safe to show to people: internal
 /// details are logged on the server and never put in here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -16,9 +19,20 @@ pub enum ApiError {
     /// 400: the request itself was malformed.
     #[error("{0}")]
     BadRequest(String),
-    /// 403: e.g. a WebSocket from a foreign origin, or a cross-site form.
+    /// 401: this needs a signed-in (or session) identity.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: e.g. a WebSocket from a foreign origin, a cross-site form, or
+    /// someone else's message.
     #[error("{0}")]
     Forbidden(String),
+    /// 404: no such message.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the name is held by someone else, the edit window has passed,
+    /// or the message was deleted.
+    #[error("{0}")]
+    Conflict(String),
     /// 429: too many requests from this client; try again after the wait.
     #[error("You are sending too fast. Please wait {} s.", retry_after_ms.div_ceil(1000))]
     RateLimited { retry_after_ms: u64 },
@@ -39,7 +53,10 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => 422,
             ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::Conflict(_) => 409,
             ApiError::RateLimited { .. } => 429,
             ApiError::Unavailable => 503,
             ApiError::Internal => 500,
@@ -89,9 +106,15 @@ impl ApiError {
                 ValidationError::ContentControl => "content_control",
                 ValidationError::Id => "id",
                 ValidationError::ReadOnlyRoom => "read_only_room",
+                ValidationError::Reaction => "reaction",
+                ValidationError::Unchangeable => "unchangeable",
             },
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(m) if m == NAME_IN_USE => "name_in_use",
+            ApiError::Conflict(_) => "conflict",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal | ApiError::Transport(_) => "internal",
@@ -115,12 +138,22 @@ impl ApiError {
             "content_control" => ValidationError::ContentControl,
             "id" => ValidationError::Id,
             "read_only_room" => ValidationError::ReadOnlyRoom,
+            "reaction" => ValidationError::Reaction,
+            "unchangeable" => ValidationError::Unchangeable,
             "bad_request" => {
                 return Some(ApiError::BadRequest(
                     "The request was not understood.".into(),
                 ))
             }
             "forbidden" => return Some(ApiError::Forbidden("Not allowed.".into())),
+            "unauthorized" => return Some(ApiError::Unauthorized("Please sign in.".into())),
+            "not_found" => return Some(ApiError::NotFound("No such message.".into())),
+            "name_in_use" => return Some(ApiError::Conflict(NAME_IN_USE.into())),
+            "conflict" => {
+                return Some(ApiError::Conflict(
+                    "That could not be done any more.".into(),
+                ))
+            }
             // The exact wait is not carried in the URL; a few seconds is honest.
             "rate_limited" => {
                 return Some(ApiError::RateLimited {
@@ -177,6 +210,7 @@ mod tests {
             ApiError::RateLimited {
                 retry_after_ms: 5000,
             },
+            ApiError::Conflict(NAME_IN_USE.into()),
         ];
         for e in all {
             assert_eq!(ApiError::from_code(e.code(), ""), Some(e));

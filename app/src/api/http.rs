@@ -8,7 +8,7 @@ use leptos_axum::ResponseOptions;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use super::ApiError;
-use crate::domain::{name_cookie, NAME_COOKIE};
+use crate::domain::SESSION_COOKIE;
 
 /// Who sent a request: the client's address and whether it reached us over
 /// TLS, as the binary's middleware works them out from the connection and
@@ -76,6 +76,13 @@ pub fn set_page_csp() {
     }
 }
 
+/// A `Set-Cookie` value for the session token: script-proof (`HttpOnly`),
+/// same-site, `Secure` over HTTPS, kept a year.
+pub fn session_cookie(token: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={token}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{secure}")
+}
+
 /// The current request's [`Peer`], inside a server function.
 pub fn peer() -> Option<Peer> {
     use_context::<Parts>()?.extensions.get::<Peer>().copied()
@@ -105,28 +112,6 @@ pub fn set_status_code(code: u16) {
     if let Some(res) = use_context::<ResponseOptions>() {
         res.set_status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     }
-}
-
-/// Remembers the sender's name for a year, so the page can greet them and
-/// mark their own messages even when rendered on the server.
-pub fn remember_name(name: &str) {
-    let encoded = Cookie::new(NAME_COOKIE, name).encoded().to_string();
-    let secure = peer().is_some_and(|p| p.https);
-    let value = encoded
-        .split_once('=')
-        .map_or(String::new(), |(_, v)| name_cookie(v, secure));
-    if let (Some(res), Ok(v)) = (
-        use_context::<ResponseOptions>(),
-        HeaderValue::from_str(&value),
-    ) {
-        res.append_header(header::SET_COOKIE, v);
-    }
-}
-
-/// The remembered name from the request's cookies.
-pub fn remembered_name() -> Option<String> {
-    let parts = use_context::<Parts>()?;
-    cookie_value(&parts.headers, NAME_COOKIE).filter(|s| !s.trim().is_empty())
 }
 
 /// A cookie's (percent-decoded) value from a request's `Cookie` headers.
@@ -164,7 +149,7 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; chat_name=%E3%81%82%20b"),
         );
-        assert_eq!(cookie_value(&h, NAME_COOKIE).as_deref(), Some("あ b"));
+        assert_eq!(cookie_value(&h, "chat_name").as_deref(), Some("あ b"));
         assert_eq!(cookie_value(&h, "missing"), None);
     }
 

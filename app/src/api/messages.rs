@@ -4,7 +4,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ApiError;
+use super::{ApiError, Me};
+
 use crate::domain::{Message, RoomSummary};
 
 /// Messages shown when a room page first renders, and per history page.
@@ -20,27 +21,30 @@ pub struct RoomSnapshot {
     pub messages: Vec<Message>,
     /// The latest announcements (server broadcasts), oldest first.
     pub announcements: Vec<Message>,
-    /// The name remembered in this browser, if any.
-    pub me: Option<String>,
+    /// Who is looking: their author id (to mark their own messages), the
+    /// name their session holds, whether they moderate.
+    pub me: Me,
     /// A fresh id for the no-JS form, so a double submit stores one message.
     pub form_id: Uuid,
 }
 
 #[server(endpoint = "load_room")]
 pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
-    use super::{backend, http};
+    use super::{backend, http, Client};
     use crate::domain::RoomId;
     let backend = backend()?;
     let room_id = RoomId::parse(&room).inspect_err(|_| http::set_status_code(404))?;
-    let messages = backend.latest(&room_id, None, PAGE_SIZE).await?;
+    let session = Client::current().session;
+    let viewer = session.as_ref().map(|s| s.author.as_str());
+    let messages = backend.latest(&room_id, None, PAGE_SIZE, viewer).await?;
     let announcements = backend
-        .latest(&RoomId::announcements(), None, ANNOUNCEMENTS_SHOWN)
+        .latest(&RoomId::announcements(), None, ANNOUNCEMENTS_SHOWN, None)
         .await?;
     Ok(RoomSnapshot {
         room,
         messages,
         announcements,
-        me: http::remembered_name(),
+        me: backend.me(session.as_ref()),
         form_id: Uuid::new_v4(),
     })
 }
@@ -49,8 +53,14 @@ pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
 #[server(endpoint = "older_messages")]
 pub async fn older_messages(room: String, before: i64) -> Result<Vec<Message>, ApiError> {
     let room = crate::domain::RoomId::parse(&room)?;
+    let session = super::Client::current().session;
     super::backend()?
-        .latest(&room, Some(before), PAGE_SIZE)
+        .latest(
+            &room,
+            Some(before),
+            PAGE_SIZE,
+            session.as_ref().map(|s| s.author.as_str()),
+        )
         .await
 }
 
@@ -71,11 +81,8 @@ pub async fn post_message(
     id: Option<String>,
 ) -> Result<Message, ApiError> {
     use super::{backend, http};
-    use crate::domain::{PostInput, RoomId, SenderName};
+    use crate::domain::{PostInput, RoomId};
     let backend = backend()?;
-    if let Ok(name) = SenderName::parse(&sender) {
-        http::remember_name(name.as_str());
-    }
     let plain_form = http::is_plain_form();
     let page = RoomId::parse(&room)
         .map(|r| format!("/r/{r}"))

@@ -8,9 +8,11 @@ mod backend;
 mod error;
 #[cfg(feature = "ssr")]
 pub mod http;
+mod identity;
 mod messages;
 
 #[cfg(feature = "ssr")]
-pub use backend::{backend, Backend, Client, SharedBackend};
-pub use error::ApiError;
+pub use backend::{backend, Backend, ChangeRequest, Client, Session, SharedBackend};
+pub use error::{ApiError, NAME_IN_USE};
+pub use identity::*;
 pub use messages::*;

@@ -51,6 +51,28 @@ pub fn focus_composer() {
     }
 }
 
+/// Opens the `details.actions` menu inside the element an event is on (a
+/// long press on a message); whether there was one.
+pub fn open_menu_within(event: &leptos::ev::MouseEvent) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let menu = event
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|el| el.query_selector("details.actions").ok().flatten());
+        if let Some(menu) = menu {
+            return menu.set_attribute("open", "").is_ok();
+        }
+        false
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = event;
+        false
+    }
+}
+
 /// Keeps `hidden` in step with the tab's visibility.
 pub fn watch_visibility(hidden: RwSignal<bool>) {
     #[cfg(feature = "hydrate")]
@@ -127,30 +149,4 @@ pub fn clock() -> Option<(i64, i32)> {
     }
     #[cfg(not(feature = "hydrate"))]
     None
-}
-
-/// Remembers the name in a cookie (the server reads it to render the page),
-/// so it survives a reload even before the first message is sent.
-pub fn remember_name(name: &str) {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        let name = name.trim();
-        if name.is_empty() {
-            return;
-        }
-        let encoded: String = js_sys::encode_uri_component(name).into();
-        let secure = web_sys::window()
-            .and_then(|w| w.location().protocol().ok())
-            .is_some_and(|p| p == "https:");
-        let cookie = crate::domain::name_cookie(&encoded, secure);
-        if let Some(doc) = web_sys::window()
-            .and_then(|w| w.document())
-            .and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok())
-        {
-            let _ = doc.set_cookie(&cookie);
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = name;
 }

@@ -1,25 +1,13 @@
 //! Contracts between the page and the server that are not frames: the
-//! cookie that remembers a name, the `/ws` query string, and how often
+//! session cookie's name, the `/ws` query string, and how often
 //! typing signals are sent, relayed and shown. Both sides import these, so a
 //! change here changes both.
 
 use serde::{Deserialize, Serialize};
 
-/// The cookie that remembers a browser's name (read by the server to render
-/// the page; written by the server on a post and by the page on change).
-pub const NAME_COOKIE: &str = "chat_name";
-/// How long the name cookie lives: a year.
-pub const NAME_COOKIE_MAX_AGE_SECS: u32 = 365 * 24 * 3600;
-
-/// A `Set-Cookie` / `document.cookie` value for `name`, already
-/// percent-encoded by the caller (each side has its own encoder). `secure`
-/// when the page is served over HTTPS.
-pub fn name_cookie(encoded_name: &str, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!(
-        "{NAME_COOKIE}={encoded_name}; Path=/; Max-Age={NAME_COOKIE_MAX_AGE_SECS}; SameSite=Lax{secure}"
-    )
-}
+/// The cookie holding a browser's session token (set `HttpOnly` by the
+/// server on the first page load; the page never reads it).
+pub const SESSION_COOKIE: &str = "chat_session";
 
 /// Pages send at most one typing signal per this many ms...
 pub const TYPING_SEND_EVERY_MS: i64 = 3000;
@@ -73,14 +61,5 @@ mod tests {
         .unwrap();
         assert_eq!(back, q);
         assert_eq!(WsQuery::default().to_query_string(), "");
-    }
-
-    #[test]
-    fn the_name_cookie_lives_a_year_on_the_whole_site() {
-        assert_eq!(
-            name_cookie("a%20b", false),
-            "chat_name=a%20b; Path=/; Max-Age=31536000; SameSite=Lax"
-        );
-        assert!(name_cookie("a", true).ends_with("; SameSite=Lax; Secure"));
     }
 }

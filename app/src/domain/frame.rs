@@ -92,6 +92,7 @@ mod tests {
             sender: "server".into(),
             content: "hi".into(),
             created_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+            ..Default::default()
         });
         let v: serde_json::Value = serde_json::to_value(&frame).unwrap();
         let ServerFrame::Message(m) = &frame else {

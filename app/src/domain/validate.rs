@@ -35,6 +35,10 @@ pub enum ValidationError {
     Id,
     #[error("This room is read-only.")]
     ReadOnlyRoom,
+    #[error("Reactions are one of 👍 ❤️ 😂 🎉 😮 😢.")]
+    Reaction,
+    #[error("Only people's messages can be changed.")]
+    Unchangeable,
 }
 
 /// A room name: 1-32 characters of `a-z 0-9 - _`.

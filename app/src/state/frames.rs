@@ -17,7 +17,8 @@ impl Live {
                 if let Some(feed) = self.feed(&m.room) {
                     let at_bottom = feed.at_bottom.try_get_untracked().unwrap_or(true);
                     let away = self.hidden.get_untracked() || !at_bottom;
-                    feed.confirm(m, &self.me.get_untracked(), away);
+                    let me = self.author.get_untracked();
+                    feed.delivered(m, me.as_deref(), away);
                 }
             }
             ServerFrame::Ready { room, .. } => {
@@ -76,8 +77,10 @@ mod tests {
             id: uuid::Uuid::from_u128(seq as u128 + 1000 * room.len() as u128),
             kind: MessageKind::User,
             sender: sender.into(),
+            author: Some(sender.into()),
             content: format!("m{seq}"),
             created_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            ..Default::default()
         }
     }
 
@@ -88,6 +91,7 @@ mod tests {
         // The owner lives as long as the test thread.
         std::mem::forget(owner);
         let live = Live::new(me.into());
+        live.author.set(Some(me.into()));
         let feed = RoomFeed::new(room.into(), vec![msg(room, 1, "bob")], vec![], false);
         live.current.set_value(Some(feed));
         (live, feed)

@@ -4,7 +4,8 @@
 //! messages, pending sends, presence, typing, unread marker). Plain signals
 //! behind `Copy` handles. How a server frame changes them is in `frames.rs`
 //! (pure, unit-tested without a browser); `connection.rs` drives the socket
-//! glue with it.
+//! glue with it. A room's signals are disposed with its page while answers
+//! to its requests may still arrive, so its writes are all `try_`.
 
 mod connection;
 mod frames;
@@ -43,8 +44,14 @@ pub struct Pending {
 #[derive(Clone, Copy)]
 pub struct Live {
     pub conn: RwSignal<ConnState>,
-    /// The name remembered in this browser.
+    /// The name in the composer (the session's, once chosen).
     pub me: RwSignal<String>,
+    /// This browser's author id (marks its own messages), and whether it
+    /// moderates.
+    pub author: RwSignal<Option<String>>,
+    pub moderator: RwSignal<bool>,
+    /// How long after posting a message may be edited (the server's rule).
+    pub edit_window_ms: StoredValue<i64>,
     /// Server broadcasts (the `announcements` room), oldest first.
     pub announcements: RwSignal<Vec<Message>>,
     /// The room on screen, if any.
@@ -60,6 +67,9 @@ impl Live {
         Self {
             conn: RwSignal::new(ConnState::Idle),
             me: RwSignal::new(me),
+            author: RwSignal::new(None),
+            moderator: RwSignal::new(false),
+            edit_window_ms: StoredValue::new(600_000),
             announcements: RwSignal::new(Vec::new()),
             current: StoredValue::new(None),
             outbox: StoredValue::new(None),
@@ -162,6 +172,12 @@ pub struct RoomFeed {
     pub at_bottom: RwSignal<bool>,
     /// The socket has delivered this room's backlog.
     pub ready: RwSignal<bool>,
+    /// The last seq the socket delivered (or the page came with): where a
+    /// reconnect resumes. Messages confirmed by a post's own answer do not
+    /// move it, so nothing between is skipped.
+    pub delivered: StoredValue<i64>,
+    /// The message being edited in place, by seq.
+    pub editing: RwSignal<Option<i64>>,
 }
 
 impl RoomFeed {
@@ -185,33 +201,64 @@ impl RoomFeed {
             divider: RwSignal::new(None),
             at_bottom: RwSignal::new(true),
             ready: RwSignal::new(false),
+            delivered: StoredValue::new(0),
+            editing: RwSignal::new(None),
         }
+        .came_with_messages()
     }
 
-    /// The highest seq this page has (0 for none).
+    fn came_with_messages(self) -> Self {
+        let last = self
+            .messages
+            .with_untracked(|m| m.last().map_or(0, |m| m.seq));
+        self.delivered.set_value(last);
+        self
+    }
+
+    /// Where a reconnect resumes this room: the last seq delivered.
     pub fn last_seq(&self) -> i64 {
-        self.messages
-            .try_with_untracked(|m| m.last().map_or(0, |m| m.seq))
-            .unwrap_or(0)
+        self.delivered.try_get_value().unwrap_or(0)
+    }
+
+    /// A message or event arrived on the socket (in seq order, gapless).
+    pub fn delivered(&self, message: Message, me: Option<&str>, away: bool) {
+        let seq = message.seq;
+        let _ = self.delivered.try_update_value(|d| *d = (*d).max(seq));
+        self.confirm(message, me, away);
     }
 
     /// Adds a confirmed message (from the server function's answer or the
-    /// WebSocket), once, in seq order, and clears its pending copy. Live
-    /// messages from others count as unread while the reader is away.
-    pub fn confirm(&self, message: Message, me: &str, away: bool) {
+    /// WebSocket), once, in seq order, and clears its pending copy; an event
+    /// changes the message it targets instead. Live messages from others
+    /// count as unread while the reader is away.
+    pub fn confirm(&self, message: Message, me: Option<&str>, away: bool) {
+        if message.kind.is_event() {
+            let _ = self.messages.try_update(|list| {
+                if let Some(target) = message.target {
+                    if let Ok(at) = list.binary_search_by_key(&target, |m| m.seq) {
+                        list[at].apply(&message, me);
+                    }
+                }
+            });
+            return;
+        }
         let id = message.id;
         let seq = message.seq;
-        let from_other = message.kind == MessageKind::User && message.sender != me;
+        let from_other =
+            message.kind == MessageKind::User && (me.is_none() || message.author.as_deref() != me);
         let sender = message.sender.clone();
         let mut added = false;
-        self.messages.update(|list| added = merge(list, message));
-        self.pending.update(|p| p.retain(|p| p.id != id));
-        self.typing
-            .update(|t| t.retain(|(name, _)| *name != sender));
+        let _ = self
+            .messages
+            .try_update(|list| added = merge(list, message));
+        let _ = self.pending.try_update(|p| p.retain(|p| p.id != id));
+        let _ = self
+            .typing
+            .try_update(|t| t.retain(|(name, _)| *name != sender));
         if added && from_other && away {
-            self.unread.update(|n| *n += 1);
+            let _ = self.unread.try_update(|n| *n += 1);
             if self.divider.try_get_untracked().flatten().is_none() {
-                self.divider.set(Some(seq));
+                let _ = self.divider.try_set(Some(seq));
             }
         }
     }
@@ -229,16 +276,16 @@ impl RoomFeed {
     pub fn prepend(&self, older: Vec<Message>, page_size: usize) {
         let full = older.len() >= page_size;
         let reached_start = older.first().is_some_and(|m| m.seq <= 1);
-        self.messages.update(|list| {
+        let _ = self.messages.try_update(|list| {
             for m in older {
                 merge(list, m);
             }
         });
-        self.has_older.set(full && !reached_start);
+        let _ = self.has_older.try_set(full && !reached_start);
     }
 
     pub fn typing_seen(&self, name: String, now_ms: i64) {
-        self.typing.update(|t| {
+        let _ = self.typing.try_update(|t| {
             t.retain(|(n, _)| *n != name);
             t.push((name, now_ms + TYPING_SHOWN_MS));
         });
@@ -248,17 +295,19 @@ impl RoomFeed {
     pub fn prune_typing(&self, now_ms: i64) {
         if self
             .typing
-            .with_untracked(|t| t.iter().any(|(_, until)| *until <= now_ms))
+            .try_with_untracked(|t| t.iter().any(|(_, until)| *until <= now_ms))
+            .unwrap_or(false)
         {
-            self.typing
-                .update(|t| t.retain(|(_, until)| *until > now_ms));
+            let _ = self
+                .typing
+                .try_update(|t| t.retain(|(_, until)| *until > now_ms));
         }
     }
 
     /// The reader is back at the newest message with the tab visible.
     pub fn caught_up(&self) {
-        if self.unread.get_untracked() != 0 {
-            self.unread.set(0);
+        if self.unread.try_get_untracked().unwrap_or(0) != 0 {
+            let _ = self.unread.try_set(0);
         }
     }
 }
@@ -294,6 +343,7 @@ mod tests {
             sender: "a".into(),
             content: "c".into(),
             created_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            ..Default::default()
         }
     }
 

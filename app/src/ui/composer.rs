@@ -7,11 +7,11 @@ use leptos::{ev, html, prelude::*, server_fn::ServerFn};
 use uuid::Uuid;
 
 use crate::{
-    api::{post_message, ApiError, PostMessage},
+    api::{post_message, set_name, ApiError, PostMessage},
     browser,
     domain::{
-        content_chars, ClientFrame, MessageBody, SenderName, MAX_CONTENT_CHARS, MAX_SENDER_CHARS,
-        TYPING_SEND_EVERY_MS,
+        content_chars, ClientFrame, MessageBody, MessageKind, SenderName, MAX_CONTENT_CHARS,
+        MAX_SENDER_CHARS, TYPING_SEND_EVERY_MS,
     },
     state::{Live, Pending, RoomFeed},
 };
@@ -75,6 +75,13 @@ pub fn Composer(
             ev.prevent_default();
             send();
         }
+        // Up in an empty box edits your last message, as in most chat apps.
+        if ev.key() == "ArrowUp" && !composing && draft.with_untracked(String::is_empty) {
+            if let Some(seq) = last_editable(live, feed) {
+                ev.prevent_default();
+                feed.editing.set(Some(seq));
+            }
+        }
     };
 
     let on_input = move |ev: ev::Event| {
@@ -116,11 +123,7 @@ pub fn Composer(
                     value=live.me.get_untracked()
                     prop:value=move || live.me.get()
                     on:input=move |ev| live.me.set(event_target_value(&ev))
-                    on:change=move |_| {
-                        let name = live.me.get_untracked();
-                        browser::remember_name(&name);
-                        live.send(ClientFrame::Hello { name });
-                    }
+                    on:change=move |_| rename(live, error)
                 />
             </div>
             <div class="input-row">
@@ -175,7 +178,7 @@ fn submit(live: Live, feed: RoomFeed, pending: Pending) {
         )
         .await;
         match result {
-            Ok(message) => feed.confirm(message, &live.me.get_untracked(), false),
+            Ok(message) => feed.confirm(message, live.author.get_untracked().as_deref(), false),
             // Too fast: say so, keep the text, and send it again by itself
             // once the server's wait is over (the same id: stored once).
             Err(ApiError::RateLimited { retry_after_ms }) => {
@@ -190,6 +193,41 @@ fn submit(live: Live, feed: RoomFeed, pending: Pending) {
             Err(e) => feed.fail(pending.id, e.to_string()),
         }
     });
+}
+
+/// Takes the name in the name field for this browser's session; someone
+/// else's name is refused with a message, and the field goes back.
+fn rename(live: Live, error: RwSignal<Option<String>>) {
+    let name = live.me.get_untracked();
+    if name.trim().is_empty() {
+        return;
+    }
+    leptos::task::spawn_local(async move {
+        // The page may be gone by the time the answer comes.
+        match set_name(name).await {
+            Ok(me) => {
+                let _ = error.try_set(None);
+                if let Some(name) = me.name {
+                    live.send(ClientFrame::Hello { name });
+                }
+            }
+            Err(e) => {
+                let _ = error.try_set(Some(e.to_string()));
+            }
+        }
+    });
+}
+
+/// Your newest message that may still be edited (not deleted, within the
+/// edit window as far as this page can tell; the server has the last word).
+fn last_editable(live: Live, feed: RoomFeed) -> Option<i64> {
+    let me = live.author.get_untracked()?;
+    feed.messages.with_untracked(|list| {
+        list.iter()
+            .rev()
+            .find(|m| m.kind == MessageKind::User && !m.deleted && m.author.as_deref() == Some(&me))
+            .map(|m| m.seq)
+    })
 }
 
 /// Sends a failed message again with the same id (the server stores it once).

@@ -4,7 +4,11 @@
 use chrono::{DateTime, Duration, Utc};
 use leptos::prelude::*;
 
-use super::{composer, datefmt, text};
+use super::{
+    composer, datefmt,
+    message_actions::{Actions, Editor, Reactions},
+    text,
+};
 use crate::{
     domain::{Message, MessageKind},
     state::{Live, Pending, RoomFeed},
@@ -19,26 +23,66 @@ pub struct Clock(pub RwSignal<Option<(i64, i32)>>);
 #[component]
 pub fn MessageItem(message: Message, grouped: bool) -> impl IntoView {
     let live = expect_context::<Live>();
+    let feed = expect_context::<RoomFeed>();
     let clock = expect_context::<Clock>().0;
-    let sender = message.sender.clone();
-    let own = move || message.kind == MessageKind::User && live.me.with(|me| me.trim() == sender);
+    let author = message.author.clone();
+    // Read with `try_`: while the router swaps pages, the leaving page's
+    // views may still be asked once.
+    let own = Signal::derive(move || {
+        author.is_some()
+            && live
+                .author
+                .try_with(|me| me.as_deref() == author.as_deref())
+                .unwrap_or(false)
+    });
     let created_at = message.created_at;
     let label = move || time_label(created_at, clock.get());
     let title = move || full_time(created_at, clock.get());
     let broadcast = message.kind == MessageKind::Broadcast;
+    let deleted = message.deleted;
     let sender_label = if broadcast {
         format!("📣 {}", message.sender)
     } else {
         message.sender.clone()
     };
+    let seq = message.seq;
+    let editing = move || feed.editing.try_get().flatten() == Some(seq);
+    let edited = message.edited_at.map(|at| {
+        view! {
+            <span class="edited" title=move || full_time(at, clock.get())>
+                "(edited)"
+            </span>
+        }
+    });
+    let body = {
+        let message = message.clone();
+        move || {
+            if deleted {
+                view! { <p class="body tombstone">"Message deleted"</p> }.into_any()
+            } else if editing() {
+                view! { <Editor message=message.clone() /> }.into_any()
+            } else {
+                view! { <p class="body">{text::render(&message.content)}</p> }.into_any()
+            }
+        }
+    };
+    let changeable = !broadcast && !deleted;
     view! {
         <li
             class="msg"
             class:own=own
             class:broadcast=broadcast
             class:grouped=grouped
+            class:deleted=deleted
             data-seq=message.seq
             data-id=message.id.to_string()
+            data-author=message.author.clone()
+            // A long press (or right click) opens the message's menu.
+            on:contextmenu=move |e: leptos::ev::MouseEvent| {
+                if changeable && crate::browser::open_menu_within(&e) {
+                    e.prevent_default();
+                }
+            }
         >
             <div class="meta">
                 <span class="sender">{sender_label}</span>
@@ -48,8 +92,12 @@ pub fn MessageItem(message: Message, grouped: bool) -> impl IntoView {
                 >
                     {label}
                 </time>
+                {edited}
             </div>
-            <p class="body">{text::render(&message.content)}</p>
+            {body}
+            // Type-erased: the message item's view type stays shallow.
+            {changeable.then(|| view! { <Reactions message=message.clone() /> }.into_any())}
+            {changeable.then(|| view! { <Actions message=message.clone() own /> }.into_any())}
         </li>
     }
 }

@@ -55,7 +55,7 @@ pub fn MessageList() -> impl IntoView {
             if let Ok(older) = older_messages(feed.room.get_value(), before).await {
                 feed.prepend(older, PAGE_SIZE as usize);
             }
-            feed.loading_older.set(false);
+            let _ = feed.loading_older.try_set(false);
         });
     };
 

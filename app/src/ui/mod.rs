@@ -3,6 +3,7 @@
 mod composer;
 mod conn_status;
 mod datefmt;
+mod message_actions;
 mod message_item;
 mod message_list;
 pub mod pages;
@@ -103,6 +104,7 @@ pub fn App() -> impl IntoView {
                 <RoomList />
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/r/:room") view=pages::RoomPage ssr=SsrMode::Async />
+                    <Route path=path!("/moderate") view=pages::ModeratePage />
                 </Routes>
             </div>
         </Router>

@@ -25,8 +25,23 @@ impl Row {
         match self {
             Row::Day { date, label } => format!("day:{date}:{label}"),
             Row::Divider => "divider".into(),
+            // Changes to the message (edits, deletion, reactions) change
+            // the key, so the row is drawn again.
             Row::Message { message, grouped } => {
-                format!("{}:{}:{}", message.room, message.seq, grouped)
+                let reactions: String = message
+                    .reactions
+                    .iter()
+                    .map(|r| format!("{}{}{}", r.emoji, r.count, if r.mine { "*" } else { "" }))
+                    .collect();
+                format!(
+                    "{}:{}:{}:{}:{}:{}",
+                    message.room,
+                    message.seq,
+                    grouped,
+                    message.edited_at.map_or(0, |t| t.timestamp_millis()),
+                    message.deleted,
+                    reactions
+                )
             }
         }
     }
@@ -128,6 +143,7 @@ mod tests {
             sender: sender.into(),
             content: format!("m{seq}"),
             created_at: at,
+            ..Default::default()
         }
     }
 

@@ -66,6 +66,7 @@ pub async fn run(store: Arc<dyn Store>, room: RoomId, interval: Interval) {
             id: Uuid::new_v4(),
             kind: MessageKind::Broadcast,
             sender: SenderName::server(),
+            author: None,
             content: MessageBody::parse(line).expect("valid line"),
         };
         if let Err(e) = service::insert(store.clone(), new).await {

@@ -17,6 +17,7 @@ use sqlx::{postgres::PgListener, PgPool};
 
 use crate::wire::{Ephemeral, Notice, EPHEMERAL_CHANNEL, MESSAGES_CHANNEL};
 use crate::{
+    identity::Bans,
     realtime::{hub::Hub, presence::Presence},
     store::Commits,
 };
@@ -28,7 +29,7 @@ const FIRST_LISTEN: Duration = Duration::from_secs(10);
 /// Starts feeding `hub` from `commits`. On PostgreSQL it waits (up to 10 s)
 /// until the first LISTEN is in place, so nothing committed after startup
 /// is missed.
-pub async fn start(commits: Commits, hub: Hub, presence: Presence) {
+pub async fn start(commits: Commits, hub: Hub, presence: Presence, bans: Bans) {
     match commits {
         Commits::Local(mut rx) => {
             tokio::spawn(async move {
@@ -39,7 +40,7 @@ pub async fn start(commits: Commits, hub: Hub, presence: Presence) {
         }
         Commits::Notify(pool) => {
             let (ready, listening) = tokio::sync::oneshot::channel();
-            tokio::spawn(listen_forever(pool, hub, presence, ready));
+            tokio::spawn(listen_forever(pool, hub, presence, bans, ready));
             if tokio::time::timeout(FIRST_LISTEN, listening).await.is_err() {
                 tracing::warn!("commit feed not listening yet; continuing (it keeps retrying)");
             }
@@ -53,6 +54,7 @@ async fn listen_forever(
     pool: PgPool,
     hub: Hub,
     presence: Presence,
+    bans: Bans,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
@@ -86,6 +88,7 @@ async fn listen_forever(
             match listener.try_recv().await {
                 Ok(Some(n)) if n.channel() == EPHEMERAL_CHANNEL => {
                     match Ephemeral::decode(n.payload()) {
+                        Ok(Ephemeral::Ban { author }) => bans.add(&author),
                         Ok(e) => presence.receive(e),
                         Err(e) => tracing::debug!(error = %e, "unreadable ephemeral notice"),
                     }

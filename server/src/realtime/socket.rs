@@ -30,7 +30,7 @@ use std::{
 };
 
 use app::{
-    api::{http::Peer, ApiError},
+    api::{http::Peer, ApiError, Session as Caller},
     domain::{ClientFrame, RoomId, SenderName, ServerFrame, WsQuery, TYPING_RELAY_EVERY_MS},
 };
 use axum::{
@@ -53,6 +53,7 @@ use super::{
     presence::{Here, Presence},
 };
 use crate::{
+    identity::Bans,
     limits::{FrameLimits, Wait},
     store::{Pages, Store},
     Chat, SocketSettings,
@@ -87,11 +88,14 @@ pub const CLOSE_TRY_AGAIN: u16 = 1013;
 pub struct ConnectionSlot(pub Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// `GET /ws`: checks the request, then upgrades and serves the socket.
+// axum extractors, one per thing the check needs.
+#[allow(clippy::too_many_arguments)]
 pub async fn handler(
     State(chat): State<Chat>,
     Query(params): Query<WsQuery>,
     request_id: Option<Extension<RequestId>>,
     peer: Option<Extension<Peer>>,
+    caller: Option<Extension<Caller>>,
     slot: Option<Extension<ConnectionSlot>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -115,6 +119,13 @@ pub async fn handler(
         }
         .into_response();
     }
+    let caller = caller.map(|Extension(c)| c);
+    if caller
+        .as_ref()
+        .is_some_and(|c| chat.bans.contains(&c.author))
+    {
+        return ApiError::Forbidden("You have been banned from this chat.".into()).into_response();
+    }
     let room = match params.room.as_deref() {
         None | Some("") => RoomId::lobby(),
         Some(r) => match RoomId::parse(r) {
@@ -135,6 +146,11 @@ pub async fn handler(
         after: params.after,
         settings: chat.sockets.clone(),
         shutdown: chat.shutdown.clone(),
+        author: caller.as_ref().map(|c| Arc::from(c.author.as_str())),
+        name: caller
+            .as_ref()
+            .and_then(|c| c.name.as_deref())
+            .map(Arc::from),
     };
     upgrade
         .read_buffer_size(READ_BUFFER)
@@ -144,7 +160,7 @@ pub async fn handler(
         .on_upgrade(move |socket| {
             let session_id = uuid::Uuid::new_v4().simple().to_string();
             let span = tracing::info_span!("ws", session_id, request_id, room_id = %session.room);
-            let sessions = chat.sessions.clone();
+            let sessions = chat.socket_tasks.clone();
             sessions.track_future(
                 async move {
                     let _slot = slot;
@@ -157,6 +173,7 @@ pub async fn handler(
                         store: chat.store.clone(),
                         presence: chat.presence.clone(),
                         frames: chat.limits.frames(),
+                        bans: chat.bans.clone(),
                     };
                     let end = serve_socket(socket, deps, session).await;
                     metrics::counter!("websocket_disconnects_total", "reason" => end.as_str())
@@ -193,6 +210,10 @@ pub struct Session {
     pub settings: Arc<SocketSettings>,
     /// Cancelled when the server shuts down: close with 1001.
     pub shutdown: CancellationToken,
+    /// Whose socket this is (none: a guest), and the name their session
+    /// holds: presence and typing show this, not what the client claims.
+    pub author: Option<Arc<str>>,
+    pub name: Option<Arc<str>>,
 }
 
 /// What a socket talks to.
@@ -201,6 +222,7 @@ pub struct Deps {
     pub store: Arc<dyn Store>,
     pub presence: Presence,
     pub frames: FrameLimits,
+    pub bans: Bans,
 }
 
 /// Why a socket loop ended (for logs and metrics; a fixed set of labels).
@@ -212,7 +234,7 @@ pub enum End {
     SendTimeout,
     Lagged,
     StoreFailed,
-    /// Frames kept coming after being refused.
+    /// Frames kept coming after being refused, or the author was banned.
     Policy,
     Shutdown,
 }
@@ -263,7 +285,7 @@ where
     let mut subs = Subscriptions {
         streams: StreamMap::new(),
         rooms: HashMap::new(),
-        name: None,
+        name: session.name.clone(),
     };
     let end = run(&mut socket, &deps, &session, &mut subs).await;
     // Leaving every room (hub entries, presence) happens as `subs` drops.
@@ -335,8 +357,20 @@ where
     let mut heard_since_ping = true;
     let mut last_typing: Option<Instant> = None;
     let mut strikes: u8 = 0;
+    let mut bans = deps.bans.changed();
+    let banned = |deps: &Deps| {
+        session
+            .author
+            .as_deref()
+            .is_some_and(|a| deps.bans.contains(a))
+    };
     loop {
         tokio::select! {
+            Ok(()) = bans.changed() => {
+                if banned(deps) {
+                    return End::Policy;
+                }
+            },
             Some((room, item)) = subs.streams.next() => match item {
                 Ok(frame) => {
                     let mut out = Out { socket: &mut *socket, timeout: settings.send_timeout };
@@ -378,7 +412,7 @@ where
                         continue;
                     }
                 };
-                let handled = Box::pin(handle(&mut out, deps, settings, subs, frame, &mut last_typing));
+                let handled = Box::pin(handle(&mut out, deps, session, subs, frame, &mut last_typing));
                 if let Err(end) = handled.await {
                     return end;
                 }
@@ -430,7 +464,7 @@ where
 async fn handle<S>(
     out: &mut Out<'_, S>,
     deps: &Deps,
-    settings: &SocketSettings,
+    session: &Session,
     subs: &mut Subscriptions,
     frame: ClientFrame,
     last_typing: &mut Option<Instant>,
@@ -473,7 +507,7 @@ where
             }
             Ok(room) => {
                 unsubscribe(subs, &room);
-                subscribe(out, deps, settings, subs, room, after).await
+                subscribe(out, deps, &session.settings, subs, room, after).await
             }
             Err(e) => out.refuse(e.to_string(), None).await,
         },
@@ -484,7 +518,9 @@ where
             Ok(())
         }
         ClientFrame::Hello { name } => {
-            let name: Option<Arc<str>> = SenderName::parse(&name).ok().map(|n| n.as_str().into());
+            // A name shows only if this socket's session holds it (after a
+            // rename); guests are anonymous.
+            let name = held_name(deps, session, &name).await;
             if name != subs.name {
                 for (room, followed) in subs.rooms.iter_mut() {
                     // Count the new name before the old one leaves, so the
@@ -508,6 +544,22 @@ where
             Ok(())
         }
         ClientFrame::Ping => Ok(()),
+    }
+}
+
+/// `name` if the socket's session holds it now, else the name it had.
+async fn held_name(deps: &Deps, session: &Session, name: &str) -> Option<Arc<str>> {
+    let author = session.author.as_deref()?;
+    let Ok(name) = SenderName::parse(name) else {
+        return session.name.clone();
+    };
+    if session.name.as_deref() == Some(name.as_str()) {
+        return session.name.clone();
+    }
+    let key = crate::identity::name_key(name.as_str());
+    match deps.store.name_holder(&key, chrono::Utc::now()).await {
+        Ok(Some(holder)) if holder == author => Some(name.as_str().into()),
+        _ => session.name.clone(),
     }
 }
 
@@ -622,7 +674,7 @@ where
             CLOSE_GOING_AWAY,
             "server shutting down; reconnect to resume",
         ),
-        End::Policy => (CLOSE_POLICY, "too many frames"),
+        End::Policy => (CLOSE_POLICY, "policy violation: too many frames, or banned"),
         End::ClientClosed | End::PeerGone | End::SendTimeout => return end,
     };
     let frame = CloseFrame {
@@ -691,6 +743,7 @@ mod tests {
             sender: "a".into(),
             content: format!("m{seq}"),
             created_at: chrono::Utc::now(),
+            ..Default::default()
         }
     }
 
@@ -700,6 +753,7 @@ mod tests {
         store: Arc<dyn Store>,
         presence: Presence,
         limits: crate::limits::Limits,
+        bans: Bans,
         dir: std::path::PathBuf,
     }
 
@@ -718,6 +772,7 @@ mod tests {
                 store,
                 presence,
                 limits: crate::limits::Limits::new(limits),
+                bans: Bans::new([]),
                 dir,
             }
         }
@@ -728,6 +783,7 @@ mod tests {
                 store: self.store.clone(),
                 presence: self.presence.clone(),
                 frames: self.limits.frames(),
+                bans: self.bans.clone(),
             }
         }
 
@@ -741,6 +797,8 @@ mod tests {
                     ..Default::default()
                 }),
                 shutdown: CancellationToken::new(),
+                author: None,
+                name: None,
             }
         }
 

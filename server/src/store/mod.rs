@@ -7,6 +7,9 @@
 pub mod postgres;
 mod queries;
 mod sqlite;
+mod trust;
+
+pub use trust::{Change, ChangeKind, NameClaim, SessionRow};
 
 use std::{sync::Arc, time::Duration};
 
@@ -40,6 +43,21 @@ pub enum StoreError {
     /// `DATABASE_URL` has a scheme we do not support.
     #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite: (got {0:?})")]
     Scheme(String),
+    /// The name is held by someone else (409).
+    #[error("name in use")]
+    NameTaken,
+    /// The change is not this author's to make (403).
+    #[error("not allowed")]
+    Forbidden,
+    /// The edit window has passed (409).
+    #[error("too late to edit")]
+    TooLate,
+    /// The message was deleted (409).
+    #[error("message deleted")]
+    Deleted,
+    /// Only messages can be changed, not events or broadcasts (422).
+    #[error("not a message that can be changed")]
+    NotChangeable,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -73,6 +91,8 @@ pub struct NewMessage {
     pub kind: MessageKind,
     pub sender: SenderName,
     pub content: MessageBody,
+    /// The author's public id; `None` for guests and the server.
+    pub author: Option<String>,
 }
 
 /// The result of an insert: the stored message, and whether this call stored
@@ -86,31 +106,49 @@ pub struct Inserted {
 /// Which page of a room to read. With `after`, the oldest messages after it
 /// (for resuming); otherwise the newest ones (before `before`, if given).
 /// Results are always in ascending seq order.
+///
+/// A history page (`messages_only`) holds messages in their current state
+/// and no events; a resume (`after`) holds everything in the sequence, so a
+/// client applying it in order converges. `viewer` marks the viewer's own
+/// reactions.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
     pub room: RoomId,
     pub after: Option<i64>,
     pub before: Option<i64>,
     pub limit: u32,
+    pub messages_only: bool,
+    pub viewer: Option<String>,
 }
 
 impl ListQuery {
+    /// The newest messages (current state, no events).
     pub fn latest(room: RoomId, limit: u32) -> Self {
         Self {
             room,
             after: None,
             before: None,
             limit,
+            messages_only: true,
+            viewer: None,
         }
     }
 
+    /// Everything in the sequence after `after`.
     pub fn after(room: RoomId, after: i64, limit: u32) -> Self {
         Self {
             room,
             after: Some(after),
             before: None,
             limit,
+            messages_only: false,
+            viewer: None,
         }
+    }
+
+    pub fn viewer(mut self, viewer: Option<String>) -> Self {
+        self.viewer = viewer;
+        self
     }
 
     fn bounds(&self) -> (i64, i64, i64) {
@@ -133,10 +171,9 @@ pub struct Pages<'a> {
 impl<'a> Pages<'a> {
     pub fn new(store: &'a dyn Store, room: RoomId, after: i64, before: i64) -> Self {
         let query = ListQuery {
-            room,
-            after: Some(after),
             before: Some(before),
             limit: MAX_PAGE,
+            ..ListQuery::after(room, after, MAX_PAGE)
         };
         Self {
             store,
@@ -181,6 +218,44 @@ pub trait Store: Send + Sync + 'static {
     async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, StoreError>;
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The message (or event) stored under `id`.
+    async fn message_by_id(&self, id: Uuid) -> Result<Option<Message>, StoreError>;
+    /// Changes a message by appending an event to its room's sequence
+    /// (edit, delete, reaction toggle), checking the rules in the same
+    /// transaction. Returns the event.
+    async fn change(&self, change: Change) -> Result<Message, StoreError>;
+    /// The session a token hash belongs to.
+    async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError>;
+    /// Creates a session (or returns the one already under this hash).
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        row: &SessionRow,
+    ) -> Result<SessionRow, StoreError>;
+    /// Marks a session as used now (for pruning idle ones).
+    async fn touch_session(&self, author: &str) -> Result<(), StoreError>;
+    /// Makes an author a moderator.
+    async fn set_moderator(&self, author: &str) -> Result<(), StoreError>;
+    /// Takes (or keeps) a name for an author until `held_until`, and makes
+    /// it the author's name. [`StoreError::NameTaken`] if another author
+    /// holds it.
+    async fn claim_name(&self, claim: &NameClaim) -> Result<(), StoreError>;
+    /// Who holds the name with this key now, if anyone.
+    async fn name_holder(
+        &self,
+        key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, StoreError>;
+    /// Bans an author (idempotent).
+    async fn ban(&self, author: &str, by: &str) -> Result<(), StoreError>;
+    /// Every banned author.
+    async fn bans(&self) -> Result<Vec<String>, StoreError>;
+    /// An author's messages (room, seq) since `since`, not yet deleted.
+    async fn authored_since(
+        &self,
+        author: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
     fn backend(&self) -> Backend;
     /// Connections open and idle in the pool, for metrics.
     fn pool_stats(&self) -> Option<(u32, u32)> {
@@ -263,6 +338,9 @@ where
     i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Uuid: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     chrono::DateTime<chrono::Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<chrono::DateTime<chrono::Utc>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(Message {
         room: row.try_get("room")?,
@@ -272,6 +350,13 @@ where
         sender: row.try_get("sender")?,
         content: row.try_get("content")?,
         created_at: row.try_get("created_at")?,
+        author: row.try_get("author")?,
+        target: row.try_get("target")?,
+        edited_at: row.try_get("edited_at")?,
+        deleted: row
+            .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("deleted_at")?
+            .is_some(),
+        reactions: Vec::new(),
     })
 }
 

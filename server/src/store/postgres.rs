@@ -7,10 +7,15 @@ use uuid::Uuid;
 use super::{
     decode_message, now_millis,
     queries::{self, COLUMNS},
-    Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store, StoreError,
+    Backend, Change, Inserted, ListQuery, NameClaim, NewMessage, PoolOptions, SessionRow, Store,
+    StoreError,
 };
 use crate::wire::{Notice, MESSAGES_CHANNEL};
 use app::domain::{Message, RoomId, RoomSummary};
+
+mod trust {
+    super::super::trust::trust_queries!(sqlx::Postgres, "FOR UPDATE");
+}
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -68,7 +73,8 @@ impl Store for PgStore {
         .fetch_one(&mut *tx)
         .await?;
         let row = sqlx::query(&format!(
-            "INSERT INTO messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO messages ({COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL) \
              ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
         ))
         .bind(new.room.as_str())
@@ -78,6 +84,7 @@ impl Store for PgStore {
         .bind(new.sender.as_str())
         .bind(new.content.as_str())
         .bind(now_millis())
+        .bind(new.author.as_deref())
         .fetch_optional(&mut *tx)
         .await?;
         match row {
@@ -109,7 +116,78 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all, fields(room_id = %query.room))]
     async fn list(&self, query: &ListQuery) -> Result<Vec<Message>, StoreError> {
-        queries::list(&self.pool, query).await
+        let mut messages = queries::list(&self.pool, query).await?;
+        trust::attach_reactions(&self.pool, &mut messages, query.viewer.as_deref()).await?;
+        Ok(messages)
+    }
+
+    async fn message_by_id(&self, id: Uuid) -> Result<Option<Message>, StoreError> {
+        self.by_id(id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %change.room))]
+    async fn change(&self, change: Change) -> Result<Message, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let event = trust::change(&mut tx, &change).await?;
+        // At commit, in commit order, like every message.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(MESSAGES_CHANNEL)
+            .bind(Notice::encode(&event))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+        trust::session(&self.pool, token_hash).await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        row: &SessionRow,
+    ) -> Result<SessionRow, StoreError> {
+        trust::create_session(&self.pool, token_hash, row).await
+    }
+
+    async fn touch_session(&self, author: &str) -> Result<(), StoreError> {
+        trust::touch_session(&self.pool, author).await
+    }
+
+    async fn set_moderator(&self, author: &str) -> Result<(), StoreError> {
+        trust::set_moderator(&self.pool, author).await
+    }
+
+    async fn claim_name(&self, claim: &NameClaim) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        trust::claim_name(&mut tx, claim).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn name_holder(
+        &self,
+        key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        trust::name_holder(&self.pool, key, now).await
+    }
+
+    async fn ban(&self, author: &str, by: &str) -> Result<(), StoreError> {
+        trust::ban(&self.pool, author, by).await
+    }
+
+    async fn bans(&self) -> Result<Vec<String>, StoreError> {
+        trust::bans(&self.pool).await
+    }
+
+    async fn authored_since(
+        &self,
+        author: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        trust::authored_since(&self.pool, author, since).await
     }
 
     async fn head(&self, room: &RoomId) -> Result<i64, StoreError> {

@@ -9,7 +9,8 @@ use super::{decode_message, decode_room, ListQuery, StoreError};
 use app::domain::{Message, RoomId, RoomSummary, ANNOUNCEMENTS};
 
 /// The columns of a message, in the order `decode_message` reads them.
-pub(super) const COLUMNS: &str = "room, seq, id, kind, sender, content, created_at";
+pub(super) const COLUMNS: &str =
+    "room, seq, id, kind, sender, content, created_at, author, target, edited_at, deleted_at";
 
 /// A page of a room, ascending by seq (see [`ListQuery`]).
 pub(super) async fn list<DB>(pool: &Pool<DB>, query: &ListQuery) -> Result<Vec<Message>, StoreError>
@@ -23,12 +24,21 @@ where
     for<'r> i64: Decode<'r, DB>,
     for<'r> Uuid: Decode<'r, DB> + Type<DB>,
     for<'r> chrono::DateTime<chrono::Utc>: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<String>: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<i64>: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<chrono::DateTime<chrono::Utc>>: Decode<'r, DB> + Type<DB>,
     &'static str: sqlx::ColumnIndex<DB::Row>,
 {
     let (after, before, limit) = query.bounds();
     let order = if query.after.is_some() { "ASC" } else { "DESC" };
+    // History pages hold messages only (in their current state).
+    let kinds = if query.messages_only {
+        "AND kind IN ('user', 'broadcast')"
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE room = $1 AND seq > $2 AND seq < $3 \
+        "SELECT {COLUMNS} FROM messages WHERE room = $1 AND seq > $2 AND seq < $3 {kinds} \
          ORDER BY seq {order} LIMIT $4"
     );
     let rows = sqlx::query(&sql)
@@ -59,6 +69,9 @@ where
     for<'r> i64: Decode<'r, DB> + Type<DB>,
     for<'r> Uuid: Decode<'r, DB>,
     for<'r> chrono::DateTime<chrono::Utc>: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<String>: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<i64>: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<chrono::DateTime<chrono::Utc>>: Decode<'r, DB> + Type<DB>,
     &'static str: sqlx::ColumnIndex<DB::Row>,
 {
     let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1");

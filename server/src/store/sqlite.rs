@@ -17,8 +17,14 @@ use uuid::Uuid;
 use super::{
     decode_message, now_millis,
     queries::{self, COLUMNS},
-    Backend, Inserted, ListQuery, NewMessage, PoolOptions, Store, StoreError,
+    Backend, Change, Inserted, ListQuery, NameClaim, NewMessage, PoolOptions, SessionRow, Store,
+    StoreError,
 };
+
+mod trust {
+    // One writer connection: no row locks needed.
+    super::super::trust::trust_queries!(sqlx::Sqlite, "");
+}
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -128,7 +134,8 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let row = sqlx::query(&format!(
-            "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING {COLUMNS}"
+            "INSERT INTO messages ({COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL) RETURNING {COLUMNS}"
         ))
         .bind(new.room.as_str())
         .bind(seq)
@@ -137,6 +144,7 @@ impl Store for SqliteStore {
         .bind(new.sender.as_str())
         .bind(new.content.as_str())
         .bind(now)
+        .bind(new.author.as_deref())
         .fetch_one(&mut *tx)
         .await?;
         let message = decode_message(&row)?;
@@ -152,7 +160,76 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(room_id = %query.room))]
     async fn list(&self, query: &ListQuery) -> Result<Vec<Message>, StoreError> {
-        queries::list(&self.readers, query).await
+        let mut messages = queries::list(&self.readers, query).await?;
+        trust::attach_reactions(&self.readers, &mut messages, query.viewer.as_deref()).await?;
+        Ok(messages)
+    }
+
+    async fn message_by_id(&self, id: Uuid) -> Result<Option<Message>, StoreError> {
+        self.by_id(&self.readers, id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(room_id = %change.room))]
+    async fn change(&self, change: Change) -> Result<Message, StoreError> {
+        // As for inserts: hold the writer until the feed has the event.
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *writer).await?;
+        let event = trust::change(&mut tx, &change).await?;
+        tx.commit().await?;
+        let _ = self.commits.send(event.clone());
+        drop(writer);
+        Ok(event)
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+        trust::session(&self.readers, token_hash).await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        row: &SessionRow,
+    ) -> Result<SessionRow, StoreError> {
+        trust::create_session(&self.writer, token_hash, row).await
+    }
+
+    async fn touch_session(&self, author: &str) -> Result<(), StoreError> {
+        trust::touch_session(&self.writer, author).await
+    }
+
+    async fn set_moderator(&self, author: &str) -> Result<(), StoreError> {
+        trust::set_moderator(&self.writer, author).await
+    }
+
+    async fn claim_name(&self, claim: &NameClaim) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        trust::claim_name(&mut tx, claim).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn name_holder(
+        &self,
+        key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        trust::name_holder(&self.readers, key, now).await
+    }
+
+    async fn ban(&self, author: &str, by: &str) -> Result<(), StoreError> {
+        trust::ban(&self.writer, author, by).await
+    }
+
+    async fn bans(&self) -> Result<Vec<String>, StoreError> {
+        trust::bans(&self.readers).await
+    }
+
+    async fn authored_since(
+        &self,
+        author: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        trust::authored_since(&self.readers, author, since).await
     }
 
     async fn head(&self, room: &RoomId) -> Result<i64, StoreError> {

@@ -80,11 +80,22 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     );
     provide_context(feed);
 
-    if let Some(me) = snapshot.me {
+    let me = snapshot.me;
+    if let Some(name) = me.name {
         if live.me.with_untracked(String::is_empty) {
-            live.me.set(me);
+            live.me.set(name);
         }
     }
+    // Only on a change: a room page coming on screen must not wake the one
+    // leaving (its views read these).
+    if live.author.get_untracked() != me.author {
+        live.author.set(me.author);
+    }
+    if live.moderator.get_untracked() != me.moderator {
+        live.moderator.set(me.moderator);
+    }
+    live.edit_window_ms
+        .set_value(i64::try_from(me.edit_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
 
     // Browser only (effects do not run on the server).
     Effect::new(move |_| {
@@ -129,14 +140,19 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     }
 
     let menu_open = expect_context::<MenuOpen>().0;
-    let title = {
+    // The title lives in the app's <head>. On the server it is read after
+    // the page has rendered, outside any reactive owner, so it must not touch
+    // a signal there (nothing is unread on the server anyway). In the
+    // browser it can be read once this page is gone: read it defensively.
+    let title: leptos::prelude::TextProp = if cfg!(feature = "ssr") {
+        format!("#{room} · Chat").into()
+    } else {
         let room = room.clone();
-        // The title lives in the app's <head>: it can be read once this
-        // page is gone, so read the feed defensively.
-        move || match feed.unread.try_get().unwrap_or(0) {
+        (move || match feed.unread.try_get().unwrap_or(0) {
             0 => format!("#{room} · Chat"),
             n => format!("({n}) #{room} · Chat"),
-        }
+        })
+        .into()
     };
     view! {
         <Title text=title />
