@@ -12,3 +12,4 @@ mod failover;
 mod fanout;
 mod ops;
 mod presence;
+mod trust;
