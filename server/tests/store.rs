@@ -78,6 +78,7 @@ both_backends!(
                             tokio::join!(store.insert(msg.clone()), store.insert(msg.clone()));
                         let (a, b) = (a.unwrap(), b.unwrap());
                         assert_eq!(a.message, b.message);
+                        assert!(a.created != b.created, "exactly one of them stored it");
                         seqs.push(a.message.seq);
                     } else {
                         seqs.push(store.insert(msg).await.unwrap().message.seq);
@@ -166,3 +167,38 @@ async fn unknown_schemes_are_refused() {
     };
     assert!(err.contains("DATABASE_URL"), "{err}");
 }
+
+both_backends!(
+    a_burst_into_several_rooms_keeps_each_room_gapless,
+    |db: TestDb| async move {
+        // Enough at once for PostgreSQL to group them into batches.
+        let store = open(&db).await;
+        let rooms = ["burst-a", "burst-b", "burst-c"];
+        let tasks: Vec<_> = (0..600)
+            .map(|i| {
+                let store = store.clone();
+                let room = rooms[i % rooms.len()];
+                tokio::spawn(async move { store.insert(new(room, &format!("n{i}"))).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap().unwrap().created);
+        }
+        for room in rooms {
+            let room = RoomId::parse(room).unwrap();
+            let mut seqs = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = store
+                    .list(&ListQuery::after(room.clone(), after, 200))
+                    .await
+                    .unwrap();
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                seqs.extend(page.iter().map(|m| m.seq));
+            }
+            assert_eq!(seqs, (1..=200).collect::<Vec<i64>>(), "{room}");
+            assert_eq!(store.head(&room).await.unwrap(), 200);
+        }
+    }
+);

@@ -4,6 +4,7 @@
 //! and hands every commit to the [`Commits`] feed. Knows nothing of HTTP,
 //! WebSockets or the hub.
 
+mod pg_batch;
 pub mod postgres;
 mod queries;
 mod sqlite;

@@ -23,6 +23,8 @@ pub struct PgStore {
     /// One connection of its own for health checks, so a flood of posts
     /// queueing for the main pool never makes a healthy database look dead.
     health: PgPool,
+    /// Posts wait here to be stored together (group commit).
+    posts: super::pg_batch::Queue,
 }
 
 impl PgStore {
@@ -37,7 +39,18 @@ impl PgStore {
             .max_connections(1)
             .acquire_timeout(super::HEALTH_TIMEOUT)
             .connect_lazy_with(pool.connect_options().as_ref().clone());
-        Ok(Self { pool, health })
+        // The batches have a connection of their own: they never queue
+        // behind the reads of a busy pool (every post waits for them).
+        let writer = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_lazy_with(pool.connect_options().as_ref().clone());
+        let posts = super::pg_batch::start(writer);
+        Ok(Self {
+            pool,
+            health,
+            posts,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -53,65 +66,14 @@ impl PgStore {
 impl Store for PgStore {
     #[tracing::instrument(skip_all, fields(room_id = %new.room))]
     async fn insert(&self, new: NewMessage) -> Result<Inserted, StoreError> {
-        // Fast path for retries: no counter update, no transaction.
-        if let Some(message) = self.by_id(new.id).await? {
-            return Ok(Inserted {
-                message,
-                created: false,
-            });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let post = super::pg_batch::Post { new, reply };
+        if self.posts.send(post).await.is_err() {
+            return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
         }
-        let mut tx = self.pool.begin().await?;
-        // Taking the next seq row-locks the room until commit: a concurrent
-        // poster waits here, so seqs commit in order and without gaps.
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO rooms (name, last_seq, last_active_at) VALUES ($1, 1, now()) \
-             ON CONFLICT (name) DO UPDATE \
-             SET last_seq = rooms.last_seq + 1, last_active_at = now() \
-             RETURNING last_seq",
-        )
-        .bind(new.room.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO messages ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL) \
-             ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
-        ))
-        .bind(new.room.as_str())
-        .bind(seq)
-        .bind(new.id)
-        .bind(new.kind.as_str())
-        .bind(new.sender.as_str())
-        .bind(new.content.as_str())
-        .bind(now_millis())
-        .bind(new.author.as_deref())
-        .fetch_optional(&mut *tx)
-        .await?;
-        match row {
-            Some(row) => {
-                let message = decode_message(&row)?;
-                // Delivered to every listener at commit, in commit order.
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(MESSAGES_CHANNEL)
-                    .bind(Notice::encode(&message))
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(Inserted {
-                    message,
-                    created: true,
-                })
-            }
-            None => {
-                // The same id committed meanwhile: undo our seq, return theirs.
-                tx.rollback().await?;
-                let message = self.by_id(new.id).await?.ok_or(StoreError::NotFound)?;
-                Ok(Inserted {
-                    message,
-                    created: false,
-                })
-            }
-        }
+        answer
+            .await
+            .unwrap_or(Err(StoreError::Unavailable(sqlx::Error::PoolClosed)))
     }
 
     #[tracing::instrument(skip_all, fields(room_id = %query.room))]
@@ -209,5 +171,71 @@ impl Store for PgStore {
 
     fn pool_stats(&self) -> Option<(u32, u32)> {
         Some((self.pool.size(), self.pool.num_idle() as u32))
+    }
+}
+
+/// Stores one post in a transaction of its own (the batch's fallback when
+/// an id of it was stored meanwhile by another instance).
+pub(super) async fn insert_one(pool: &PgPool, new: NewMessage) -> Result<Inserted, StoreError> {
+    // Fast path for retries: no counter update, no transaction.
+    if let Some(message) = queries::by_id(pool, new.id).await? {
+        return Ok(Inserted {
+            message,
+            created: false,
+        });
+    }
+    let mut tx = pool.begin().await?;
+    // Taking the next seq row-locks the room until commit: a concurrent
+    // poster waits here, so seqs commit in order and without gaps.
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO rooms (name, last_seq, last_active_at) VALUES ($1, 1, now()) \
+         ON CONFLICT (name) DO UPDATE \
+         SET last_seq = rooms.last_seq + 1, last_active_at = now() \
+         RETURNING last_seq",
+    )
+    .bind(new.room.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    let row = sqlx::query(&format!(
+        "INSERT INTO messages ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL) \
+         ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(new.room.as_str())
+    .bind(seq)
+    .bind(new.id)
+    .bind(new.kind.as_str())
+    .bind(new.sender.as_str())
+    .bind(new.content.as_str())
+    .bind(now_millis())
+    .bind(new.author.as_deref())
+    .fetch_optional(&mut *tx)
+    .await?;
+    match row {
+        Some(row) => {
+            let message = decode_message(&row)?;
+            // Delivered to every listener at commit, in commit order.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(MESSAGES_CHANNEL)
+                .bind(Notice::encode(&message))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Inserted {
+                message,
+                created: true,
+            })
+        }
+        None => {
+            // The same id committed meanwhile: undo our seq, return theirs.
+            tx.rollback().await?;
+            let message = queries::by_id(pool, new.id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            Ok(Inserted {
+                message,
+                created: false,
+            })
+        }
     }
 }
