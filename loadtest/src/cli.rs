@@ -117,6 +117,46 @@ file with its status, Content-Encoding, Cache-Control and body size as
 transferred (compressed; headers not counted). Exits 1 when the total is above
 --budget-kb (1 KB = 1000 bytes) or a file is missing.")]
     FirstLoad(FirstLoadArgs),
+    /// Abuse: a post (and frame) flooder beside a well-behaved client
+    #[command(long_about = "\
+Abuse: one client floods POST /api/messages as fast as the server answers
+(--flood-concurrency requests in flight, no pacing, varying sender names),
+while a well-behaved client follows its room on one WebSocket (after=0) and
+posts --rate messages/s in it for --duration s. Reports the well-behaved
+client's post latency (issue -> response), its refused posts, whether each of
+its messages arrived on its socket exactly once and in order (and how fast),
+the flood's totals (201 / 429 / other, requests/s), GET /health sampled every
+--health-every-ms, and with --pid the server's CPU and VmRSS.
+
+The tool plays the load balancer: every request carries X-Forwarded-For
+(--flood-ip for the flooder, --client-ip for the well-behaved client), so the
+server must run with TRUSTED_PROXY_HOPS=1 and, unlike the other modes, with
+its default rate limits ON: the point is to see them hold the flooder back.
+
+--frame-flood [N] adds N sockets (default 4) from the flooder's address that
+send {\"type\":\"ping\"} frames as fast as they can, reconnecting when closed;
+their error frames, 1008 closes and refused connects are counted.
+
+PASS (exit 0) when every well-behaved post got 201, none of its messages was
+lost, duplicated or out of order, no /health probe failed, and its post p99 is
+at most --max-p99-ms.")]
+    Abuse(AbuseArgs),
+    /// Subscribe churn: server memory after many subscribe/unsubscribe frames
+    #[command(long_about = "\
+Subscribe churn: server memory after many subscribe/unsubscribe frames on
+fresh room names. Opens --sockets WebSockets, sends {\"type\":\"subscribe\",
+\"room\":\"churn-…-<n>\"} then {\"type\":\"unsubscribe\",…} for a new room
+each time, as fast as the server answers (at most --window subscribes per
+socket awaiting their `ready`), and reads every answer (ready + presence).
+Reads the server's VmRSS (--pid, required) after --warmup pairs, right after
+the --frames pairs, and again after --settle s; PASS (exit 0) when the growth
+from the first to the last reading is at most --max-growth-mib and every
+subscribe was answered.
+
+The server's frame limits refuse this on purpose: start it with
+RATE_WS_FRAMES=0 RATE_WS_CONTROL_FRAMES=0 (the tool stops and says so when it
+sees an error frame with retry_after_ms).")]
+    Churn(ChurnArgs),
 }
 
 /// Which instance(s) receive the posts.
@@ -400,6 +440,100 @@ pub struct FirstLoadArgs {
     pub accept_encoding: String,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct AbuseArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Flood POSTs in flight at once (each task posts again as soon as it is answered)
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = at_least_one)]
+    pub flood_concurrency: usize,
+
+    /// Well-behaved posts per second
+    #[arg(long, default_value_t = 2.0, value_name = "R", value_parser = positive)]
+    pub rate: f64,
+
+    /// Well-behaved posting time in seconds (the flood runs throughout)
+    #[arg(long, default_value_t = 20.0, value_name = "S", value_parser = positive)]
+    pub duration: f64,
+
+    /// Seconds of flood before the well-behaved client starts posting
+    #[arg(long, default_value_t = 1.0, value_name = "S", value_parser = non_negative)]
+    pub lead: f64,
+
+    /// The well-behaved client's room [default: calm-<random>]
+    #[arg(long, value_parser = parse_room)]
+    pub room: Option<String>,
+
+    /// Room the flooder posts to [default: the well-behaved client's room]
+    #[arg(long, value_parser = parse_room, value_name = "ROOM")]
+    pub flood_room: Option<String>,
+
+    /// The flooder's address, sent as X-Forwarded-For
+    #[arg(long, default_value = "203.0.113.66", value_name = "IP")]
+    pub flood_ip: std::net::IpAddr,
+
+    /// The well-behaved client's address, sent as X-Forwarded-For
+    #[arg(long, default_value = "198.51.100.7", value_name = "IP")]
+    pub client_ip: std::net::IpAddr,
+
+    /// Also flood WebSocket frames from the flooder's address on N sockets
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "4",
+          value_parser = at_least_one)]
+    pub frame_flood: Option<usize>,
+
+    /// GET /health every this many milliseconds during the run
+    #[arg(long, default_value_t = 500, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..))]
+    pub health_every_ms: u64,
+
+    /// Longest wait for the well-behaved socket to catch up after the last post, in seconds
+    #[arg(long, default_value_t = 5.0, value_name = "S", value_parser = non_negative)]
+    pub drain: f64,
+
+    /// Fail (exit 1) if the well-behaved post p99 is above MS
+    #[arg(long, default_value_t = 100.0, value_name = "MS", value_parser = positive)]
+    pub max_p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ChurnArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// WebSockets sending the frames (the pairs are split evenly)
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = at_least_one)]
+    pub sockets: usize,
+
+    /// Subscribe+unsubscribe PAIRS to send in total, each on a fresh room name
+    /// (two frames per pair)
+    #[arg(long, alias = "pairs", default_value_t = 100_000, value_name = "PAIRS", value_parser = at_least_one)]
+    pub frames: usize,
+
+    /// Pairs sent before the baseline memory reading (not counted in --frames)
+    #[arg(long, default_value_t = 1000, value_name = "PAIRS")]
+    pub warmup: usize,
+
+    /// Subscribes per socket awaiting their `ready` at most
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = at_least_one)]
+    pub window: usize,
+
+    /// Wait before the last memory reading, in seconds (sockets stay open)
+    #[arg(long, default_value_t = 5.0, value_name = "S", value_parser = non_negative)]
+    pub settle: f64,
+
+    /// Fail (exit 1) if the server's VmRSS grew by more than MIB
+    #[arg(long, default_value_t = 10.0, value_name = "MIB", value_parser = positive)]
+    pub max_growth_mib: f64,
+
+    /// Prefix of the room names (`<prefix>-<n>`) [default: churn-<random>]
+    #[arg(long, value_parser = parse_room, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+
+    /// Give up when no answer arrived for this many seconds
+    #[arg(long, default_value_t = 30.0, value_name = "S", value_parser = positive)]
+    pub timeout: f64,
+}
+
 impl Cli {
     /// Checks that span several flags (single flags are checked while parsing).
     pub fn validate(&self) -> Result<(), String> {
@@ -450,6 +584,32 @@ impl Cli {
             Mode::Resume(_) => Ok(()),
             Mode::Pages(a) => a.target.single("pages"),
             Mode::FirstLoad(a) => a.target.single("first-load"),
+            Mode::Abuse(a) => {
+                a.target.single("abuse")?;
+                if a.flood_ip == a.client_ip {
+                    return Err(
+                        "--flood-ip and --client-ip must differ: the point is that the \
+                                flooder's limit does not reach the well-behaved client"
+                            .into(),
+                    );
+                }
+                Ok(())
+            }
+            Mode::Churn(a) => {
+                a.target.single("churn")?;
+                if a.target.pid.is_empty() {
+                    return Err("churn measures the server's memory: give --pid".into());
+                }
+                if let Some(p) = &a.prefix {
+                    let longest = format!("{p}-{}", a.warmup + a.frames);
+                    if longest.len() > 32 {
+                        return Err(format!(
+                            "--prefix {p:?} makes room names like {longest:?}, longer than 32 characters"
+                        ));
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }

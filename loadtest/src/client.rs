@@ -119,6 +119,22 @@ pub async fn connect(ws_url: &str) -> Result<Ws, String> {
     Ok(ws)
 }
 
+/// Like [`connect`], with `X-Forwarded-For: <ip>` on the upgrade request
+/// (the tool playing the load balancer, for a server with
+/// `TRUSTED_PROXY_HOPS=1`).
+pub async fn connect_from(ws_url: &str, ip: std::net::IpAddr) -> Result<Ws, String> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+    let mut request = ws_url
+        .into_client_request()
+        .map_err(|e| format!("bad url {ws_url}: {e}"))?;
+    let value = HeaderValue::from_str(&ip.to_string()).expect("an address is a header value");
+    request.headers_mut().insert("x-forwarded-for", value);
+    let (ws, _) = connect_async_with_config(request, Some(ws_config()), true)
+        .await
+        .map_err(net::ws_error)?;
+    Ok(ws)
+}
+
 /// One client for the whole run. Holds `permit` (a connect slot) until ready.
 pub async fn run(
     idx: usize,

@@ -12,8 +12,12 @@
 //! - `resume`: a reconnect storm with `after=<last seq>`.
 //! - `pages`: HTML page vs JSON API throughput.
 //! - `first-load`: bytes a browser transfers for the page and its assets.
+//! - `abuse`: a post (and frame) flooder beside a well-behaved client.
+//! - `churn`: server memory after many subscribe/unsubscribe frames.
 
+mod abuse;
 mod chart;
+mod churn;
 mod cli;
 mod client;
 mod fanout;
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
             Mode::Resume(a) => resume::resume_mode(a).await,
             Mode::Pages(a) => pages::pages_mode(a).await,
             Mode::FirstLoad(a) => firstload::first_load_mode(a).await,
+            Mode::Abuse(a) => abuse::abuse_mode(a).await,
+            Mode::Churn(a) => churn::churn_mode(a).await,
         }
     });
     // Don't wait for stragglers (e.g. a close handshake that never finishes).
@@ -79,6 +85,8 @@ fn files_needed(cli: &Cli) -> u64 {
         Mode::Resume(a) => a.clients + a.posters,
         Mode::Pages(a) => a.concurrency + 16,
         Mode::FirstLoad(_) => 4,
+        Mode::Abuse(a) => a.flood_concurrency + a.frame_flood.unwrap_or(0) + 16,
+        Mode::Churn(a) => a.sockets,
     };
     n as u64 + 64
 }

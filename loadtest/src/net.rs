@@ -125,19 +125,35 @@ pub async fn post_message(
     content: &str,
     id: &str,
 ) -> Result<Ack, String> {
+    post_message_as(http, base, "loadtest", room, content, id, None).await
+}
+
+/// [`post_message`] as `sender`, with `X-Forwarded-For: <from>` when given
+/// (the tool playing the load balancer in front of a server with
+/// `TRUSTED_PROXY_HOPS=1`).
+pub async fn post_message_as(
+    http: &reqwest::Client,
+    base: &str,
+    sender: &str,
+    room: &str,
+    content: &str,
+    id: &str,
+    from: Option<std::net::IpAddr>,
+) -> Result<Ack, String> {
     let body = serde_json::to_vec(&PostBody {
-        sender: "loadtest",
+        sender,
         content,
         id,
         room,
     })
     .expect("serialisable");
-    let result = http
+    let mut request = http
         .post(format!("{base}/api/messages"))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await;
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some(ip) = from {
+        request = request.header("x-forwarded-for", ip.to_string());
+    }
+    let result = request.body(body).send().await;
     match result {
         Ok(resp) if resp.status().is_success() => resp
             .json::<Ack>()

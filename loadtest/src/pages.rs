@@ -158,16 +158,26 @@ async fn phase(
         let accept = a.accept_encoding.clone();
         tasks.push(tokio::spawn(async move {
             let mut w = Worker::default();
+            // Like a browser, each connection keeps the session cookie its
+            // first answer set (a first visit without one creates a session).
+            let cookie = std::sync::Mutex::new(None::<String>);
             let request = || {
                 let mut r = http.get(&url);
                 if let Some(e) = &accept {
                     r = r.header(reqwest::header::ACCEPT_ENCODING, e);
+                }
+                if let Some(c) = cookie.lock().unwrap().as_deref() {
+                    r = r.header(reqwest::header::COOKIE, c);
                 }
                 r
             };
             let warm = request().send().await;
             let warm_err = match warm {
                 Ok(r) => {
+                    if let Some(set) = r.headers().get(reqwest::header::SET_COOKIE) {
+                        let pair = set.to_str().unwrap_or("").split(';').next().unwrap_or("");
+                        *cookie.lock().unwrap() = Some(pair.to_owned());
+                    }
                     let _ = r.bytes().await;
                     None
                 }

@@ -127,7 +127,8 @@ async fn key_server(kid: &'static str, pem: String) -> SocketAddr {
                         pem.len()
                     )
                 } else {
-                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .into()
                 };
                 let _ = stream.write_all(response.as_bytes()).await;
             });
@@ -138,7 +139,11 @@ async fn key_server(kid: &'static str, pem: String) -> SocketAddr {
 
 /// A token as the load balancer mints it: ES256 over `header.payload`.
 fn mint(key: &SigningKey, kid: &str, signer: &str, sub: &str, name: &str) -> String {
-    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 120;
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 120;
     let header = json!({"typ": "JWT", "kid": kid, "alg": "ES256", "signer": signer, "exp": exp,
                         "iss": "https://idp.example", "client": "chat"});
     let claims = json!({"sub": sub, "name": name, "email": format!("{name}@example.com")});
@@ -191,11 +196,22 @@ async fn sign_in_through_the_load_balancer_needs_a_valid_signature_and_signer() 
     let first: Value = res.json().await.unwrap();
     let author = first["author"].as_str().unwrap().to_owned();
     // The same subject is the same author on every request.
-    let again: Value = post(Some(alice), "alice").await.unwrap().json().await.unwrap();
+    let again: Value = post(Some(alice), "alice")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["author"], author.as_str());
     // No guests, a foreign signer, another key, a tampered token: refused.
     assert_eq!(post(None, "guest").await.unwrap().status(), 401);
-    let foreign = mint(&key, KID, "arn:aws:elasticloadbalancing:eu-west-1:9:loadbalancer/app/x/2", "sub-eve", "eve");
+    let foreign = mint(
+        &key,
+        KID,
+        "arn:aws:elasticloadbalancing:eu-west-1:9:loadbalancer/app/x/2",
+        "sub-eve",
+        "eve",
+    );
     assert_eq!(post(Some(foreign), "eve").await.unwrap().status(), 401);
     let other_key = SigningKey::random(&mut rand::rngs::OsRng);
     let forged = mint(&other_key, KID, SIGNER, "sub-eve", "eve");

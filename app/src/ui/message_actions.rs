@@ -70,6 +70,10 @@ pub fn Actions(message: Message, own: Signal<bool>) -> impl IntoView {
     let feed = expect_context::<RoomFeed>();
     let menu = NodeRef::<html::Details>::new();
     let confirm = RwSignal::new(Confirm::Nothing);
+    // The menu's contents are drawn when it opens (a page shows many
+    // messages, few menus); only the Delete form is there from the start,
+    // so it works without JavaScript.
+    let open = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let remove_recent = RwSignal::new(true);
     let id = message.id.to_string();
@@ -110,26 +114,28 @@ pub fn Actions(message: Message, own: Signal<bool>) -> impl IntoView {
     };
     let react_buttons = {
         let id = id.clone();
-        REACTIONS
-            .iter()
-            .map(|emoji| {
-                let (id, emoji) = (id.clone(), (*emoji).to_owned());
-                let label = format!("React with {emoji}");
-                view! {
-                    <button
-                        type="button"
-                        class="react"
-                        aria-label=label
-                        on:click=move |_| {
-                            toggle(live, feed, id.clone(), emoji.clone());
-                            close();
-                        }
-                    >
-                        {emoji.clone()}
-                    </button>
-                }
-            })
-            .collect_view()
+        move || {
+            REACTIONS
+                .iter()
+                .map(|emoji| {
+                    let (id, emoji) = (id.clone(), (*emoji).to_owned());
+                    let label = format!("React with {emoji}");
+                    view! {
+                        <button
+                            type="button"
+                            class="react"
+                            aria-label=label
+                            on:click=move |_| {
+                                toggle(live, feed, id.clone(), emoji.clone());
+                                close();
+                            }
+                        >
+                            {emoji.clone()}
+                        </button>
+                    }
+                })
+                .collect_view()
+        }
     };
     let delete = {
         let id = id.clone();
@@ -170,13 +176,18 @@ pub fn Actions(message: Message, own: Signal<bool>) -> impl IntoView {
             class="actions"
             node_ref=menu
             on:keydown=on_keydown
+            on:toggle=move |_| {
+                let _ = open.try_set(menu.try_get_untracked().flatten().is_some_and(|d| d.open()));
+            }
         >
             <summary aria-label="Message actions">
                 <span aria-hidden="true">"⋯"</span>
             </summary>
             <div class="menu" role="group" aria-label="Message actions">
-                <div class="react-row">{react_buttons}</div>
-                <Show when=may_edit>
+                <Show when=move || open.try_get().unwrap_or(false)>
+                    <div class="react-row">{react_buttons.clone()}</div>
+                </Show>
+                <Show when=move || open.try_get().unwrap_or(false) && may_edit()>
                     <button
                         type="button"
                         class="edit"
@@ -244,7 +255,7 @@ pub fn Actions(message: Message, own: Signal<bool>) -> impl IntoView {
                         </button>
                     </div>
                 </Show>
-                <p class="error" role="alert">{move || error.get()}</p>
+                <p class="error" role="alert">{move || error.try_get().flatten()}</p>
             </div>
         </details>
     }
