@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build: the builder runs the same set-up and build steps as
-# scripts/run and CI (scripts/setup.sh, then `cargo leptos build --release`);
+# scripts/run and CI (scripts/setup.sh, then its `build_release`);
 # the runtime is a slim Debian with only the binary and the site assets.
 
 FROM rust:1.95-bookworm AS builder
@@ -12,7 +12,7 @@ COPY end2end/package.json end2end/package-lock.json end2end/
 RUN bash -c 'source scripts/setup.sh && ensure_build_tools'
 COPY . .
 ENV CARGO_TARGET_DIR=/src/target
-RUN bash -c 'source scripts/setup.sh && cargo leptos build --release' \
+RUN bash -c 'source scripts/setup.sh && build_release' \
  && cp target/release/chat /chat
 
 FROM debian:bookworm-slim AS runtime

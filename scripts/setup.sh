@@ -86,3 +86,11 @@ ensure_build_tools() {
   ensure_wasm_bindgen
   ensure_node
 }
+
+# The release build: server, WASM (hashed names), and brotli/gzip copies of
+# every asset; `hash.txt` also goes into the site so a copy of the site (the
+# Dockerfile's) finds the hashed names without the build directory.
+build_release() {
+  (cd "$ROOT" && cargo leptos build --release --precompress)
+  cp "$CARGO_TARGET_DIR/release/hash.txt" "$ROOT/target/site/hash.txt"
+}

@@ -2,6 +2,7 @@
 //! WebSocket, health and metrics, behind one `ServiceBuilder` of middleware.
 
 use app::{api::SharedBackend, shell, App};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::{
     extract::FromRef,
     routing::{get, patch, post, put},
@@ -12,8 +13,11 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use server::{realtime::socket, Chat};
 use tower::ServiceBuilder;
 use tower_http::{
+    compression::{predicate::DefaultPredicate, CompressionLayer, Predicate},
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    services::ServeDir,
+    set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
@@ -101,6 +105,7 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
         router = router.route("/metrics", get(metrics::render));
     }
     router
+        .nest_service("/pkg", assets(&state.leptos_options))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             shell(options.clone())
         })
@@ -159,6 +164,21 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
                         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
+                // Pages and API answers are current on every request; assets
+                // say otherwise themselves ([`assets`]).
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                ))
+                // Pages and JSON on the fly (assets come precompressed); not
+                // the WebSocket upgrade, whose answer has no body.
+                .layer(
+                    CompressionLayer::new().compress_when(DefaultPredicate::new().and(
+                        |status: StatusCode, _, _: &_, _: &_| {
+                            status != StatusCode::SWITCHING_PROTOCOLS
+                        },
+                    )),
+                )
                 .layer(axum::middleware::from_fn(security::readable_errors))
                 .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
                 // A WebSocket answers its upgrade at once, so this bounds
@@ -170,6 +190,31 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
                 )),
         )
         .with_state(state)
+}
+
+/// `/pkg`: the WASM, its loader and the stylesheet, as the brotli or gzip
+/// files the release build wrote beside them when the browser takes them.
+/// Their names carry a content hash when the build made one (`hash.txt`),
+/// so a browser may keep them for a year; without it they are checked on
+/// every use. A miss is never cached.
+fn assets(options: &LeptosOptions) -> Router {
+    let dir = std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
+    let cache = HeaderValue::from_static(if options.hash_files {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    });
+    let files = ServeDir::new(dir).precompressed_br().precompressed_gzip();
+    Router::new().fallback_service(
+        ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                move |res: &axum::http::Response<_>| {
+                    res.status().is_success().then(|| cache.clone())
+                },
+            ))
+            .service(files),
+    )
 }
 
 /// Just `/metrics`, for `METRICS_ADDR`.

@@ -42,14 +42,40 @@ pub enum StartError {
 }
 
 fn leptos_options(config: &Config) -> LeptosOptions {
-    LeptosOptions::builder()
+    let options = LeptosOptions::builder()
         .output_name("chat")
         .site_root(config.leptos_site_root.as_str())
         .site_pkg_dir("pkg")
         .site_addr(config.addr())
-        .reload_port(u32::from(config.leptos_reload_port))
-        .build()
+        .reload_port(u32::from(config.leptos_reload_port));
+    match hash_file(&config.leptos_site_root) {
+        Some(path) => options
+            .hash_files(true)
+            .hash_file(std::sync::Arc::from(path.to_string_lossy().as_ref()))
+            .build(),
+        None => options.build(),
+    }
 }
+
+/// The file naming the content hashes cargo-leptos put into the asset
+/// names (`hash-files = true`): in the site root (where the Dockerfile puts
+/// it) or beside the binary (where cargo-leptos writes it). Without one the
+/// assets have plain names (`/pkg/chat.wasm`).
+fn hash_file(site_root: &str) -> Option<std::path::PathBuf> {
+    let beside_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(HASH_FILE)));
+    [
+        Some(std::path::Path::new(site_root).join(HASH_FILE)),
+        beside_binary,
+    ]
+    .into_iter()
+    .flatten()
+    .find(|path| path.is_file())
+    .and_then(|path| std::path::absolute(path).ok())
+}
+
+const HASH_FILE: &str = "hash.txt";
 
 /// What the backend needs from the configuration.
 pub fn settings(config: &Config) -> Settings {

@@ -15,7 +15,7 @@ pub mod timeline;
 use std::{collections::HashMap, time::Duration};
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Meta, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
@@ -40,6 +40,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                     content="width=device-width, initial-scale=1, viewport-fit=cover"
                 />
                 <AutoReload options=options.clone() />
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -85,7 +86,6 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/chat.css" />
         <Title text="Chat" />
         <Meta name="color-scheme" content="light dark" />
         <Meta name="description" content="A small real-time chat" />
