@@ -4,6 +4,7 @@
 //! and hands every commit to the [`Commits`] feed. Knows nothing of HTTP,
 //! WebSockets or the hub.
 
+pub mod backup;
 mod pg_batch;
 pub mod postgres;
 mod queries;
@@ -219,6 +220,10 @@ pub trait Store: Send + Sync + 'static {
     async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, StoreError>;
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The database's epoch: its identity, new after every restore (see
+    /// [`backup`]). Read at start and checked every second by `Chat`,
+    /// never per request or frame.
+    async fn epoch(&self) -> Result<String, StoreError>;
     /// The message (or event) stored under `id`.
     async fn message_by_id(&self, id: Uuid) -> Result<Option<Message>, StoreError>;
     /// Changes a message by appending an event to its room's sequence

@@ -165,6 +165,12 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn epoch(&self) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar("SELECT epoch FROM epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     fn backend(&self) -> Backend {
         Backend::Postgres
     }

@@ -245,6 +245,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn epoch(&self) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar("SELECT epoch FROM epoch WHERE id = 1")
+            .fetch_one(&self.readers)
+            .await?)
+    }
+
     fn backend(&self) -> Backend {
         Backend::Sqlite
     }
