@@ -74,6 +74,12 @@ impl Sessions {
         }
     }
 
+    /// Drops every cached session (the database was restored: some may
+    /// be gone, others changed).
+    pub fn forget(&self) {
+        self.cache.lock().expect("session cache").clear();
+    }
+
     /// The session of a token, if it is one.
     pub async fn resolve(&self, token: &str) -> Result<Option<Session>, StoreError> {
         if token.is_empty() || token.len() > 128 {

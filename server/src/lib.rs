@@ -137,6 +137,9 @@ pub struct Chat {
     pub socket_tasks: TaskTracker,
 }
 
+/// How often each instance reads the database's epoch, to notice a restore
+/// underneath it (one tiny query; sockets and requests use the cached one).
+const EPOCH_CHECK: Duration = Duration::from_secs(1);
 /// A name's hold is written again at most this often for one session.
 const HOLD_REFRESH: Duration = Duration::from_secs(3600);
 /// What a moderator's "remove recent messages" reaches back to.
@@ -153,6 +156,7 @@ impl Chat {
             realtime::hub::DEFAULT_CAPACITY,
             settings.max_rooms,
         );
+        hub.set_epoch(&store.epoch().await?);
         let limits = Arc::new(Limits::new(settings.limits.clone()));
         tokio::spawn(sweep(Arc::downgrade(&limits)));
         let presence = Presence::new(hub.clone(), opened.postgres.clone(), settings.presence_ttl);
@@ -177,8 +181,16 @@ impl Chat {
                 }
             }
         }
+        let identities = Sessions::new(store.clone());
+        let held = Arc::default();
+        tokio::spawn(follow_epoch(
+            store.clone(),
+            hub.clone(),
+            identities.clone(),
+            Arc::downgrade(&held),
+        ));
         Ok(Self {
-            identities: Sessions::new(store.clone()),
+            identities,
             store,
             hub,
             presence,
@@ -187,7 +199,7 @@ impl Chat {
             bans,
             trust: Arc::new(settings.trust.clone()),
             postgres: opened.postgres,
-            held: Arc::default(),
+            held,
             shutdown: CancellationToken::new(),
             socket_tasks: TaskTracker::new(),
         })
@@ -285,6 +297,40 @@ async fn refresh_bans(store: Arc<dyn Store>, bans: Bans) {
     }
 }
 
+/// Reads the database's epoch every [`EPOCH_CHECK`]. A new one means the
+/// database was restored (or replaced) underneath this instance: the hub
+/// forgets where each room was and closes every socket (their pages reload
+/// from the restored database), and the caches of sessions and held names,
+/// which may describe rows that are gone, are dropped.
+async fn follow_epoch(
+    store: Arc<dyn Store>,
+    hub: Hub,
+    identities: Sessions,
+    held: std::sync::Weak<Mutex<HashMap<String, (String, Instant)>>>,
+) {
+    let mut every = tokio::time::interval(EPOCH_CHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(held) = held.upgrade() else {
+            return;
+        };
+        match store.epoch().await {
+            Ok(epoch) if hub.set_epoch(&epoch) => {
+                identities.forget();
+                held.lock().expect("held names").clear();
+                metrics::counter!("database_epoch_changes_total").increment(1);
+                tracing::warn!(
+                    %epoch,
+                    "the database has a new epoch (restored); pages reconnect and reload"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "epoch not checked"),
+        }
+    }
+}
+
 /// Forgets rate-limit keys whose quota refilled, every 10 s, for as long as
 /// the limits exist.
 async fn sweep(limits: std::sync::Weak<Limits>) {
@@ -316,6 +362,10 @@ impl Backend for Chat {
 
     async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, ApiError> {
         Ok(self.store.rooms(limit).await?)
+    }
+
+    fn epoch(&self) -> String {
+        self.hub.epoch().to_string()
     }
 
     fn me(&self, session: Option<&Session>) -> Me {

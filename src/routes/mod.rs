@@ -127,6 +127,10 @@ pub struct ListParams {
 pub struct MessagesBody {
     /// Ascending by seq.
     messages: Vec<Message>,
+    /// The database's epoch these seqs belong to. It changes when the
+    /// database is restored from a backup: a client that resumed with
+    /// `after` under another epoch must load the room afresh.
+    epoch: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -189,8 +193,11 @@ pub async fn list_messages(
         messages_only: p.after.is_none(),
         viewer: from.session.map(|s| s.author),
     };
+    // Read first: a restore landing meanwhile shows up as the old epoch,
+    // and the client learns of the new one on its next request.
+    let epoch = state.chat.hub.epoch().to_string();
     let messages = state.chat.store.list(&query).await?;
-    Ok(Json(MessagesBody { messages }))
+    Ok(Json(MessagesBody { messages, epoch }))
 }
 
 /// A message to post: the JSON body of `POST /api/messages` and the form

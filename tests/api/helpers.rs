@@ -164,6 +164,21 @@ pub async fn next_frame(ws: &mut Ws) -> Value {
     }
 }
 
+/// A `ready` frame without its `epoch` (checked to be one: 32 hex digits),
+/// for comparing the rest exactly.
+pub fn sans_epoch(mut frame: Value) -> Value {
+    let epoch = frame
+        .as_object_mut()
+        .and_then(|f| f.remove("epoch"))
+        .unwrap_or_else(|| panic!("no epoch in {frame}"));
+    let epoch = epoch.as_str().unwrap_or_default();
+    assert!(
+        epoch.len() == 32 && epoch.chars().all(|c| c.is_ascii_hexdigit()),
+        "epoch {epoch:?}"
+    );
+    frame
+}
+
 /// Asserts nothing but pings arrives for `wait`.
 pub async fn assert_silent(ws: &mut Ws, wait: Duration) {
     let deadline = tokio::time::Instant::now() + wait;

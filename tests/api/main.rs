@@ -6,6 +6,7 @@ mod helpers;
 
 mod http;
 mod nojs;
+mod restore;
 mod ops;
 mod trust;
 mod ws;

@@ -24,6 +24,9 @@ pub trait Backend: Send + Sync + 'static {
         limit: u32,
         viewer: Option<&str>,
     ) -> Result<Vec<Message>, ApiError>;
+    /// The database's epoch (its identity, new after every restore): seqs
+    /// are only comparable within one. Cached, cheap.
+    fn epoch(&self) -> String;
     /// Rooms with recent activity, newest first.
     async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, ApiError>;
     /// The caller, as the page needs to know them (and the rules that apply).

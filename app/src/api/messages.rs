@@ -26,6 +26,18 @@ pub struct RoomSnapshot {
     pub me: Me,
     /// A fresh id for the no-JS form, so a double submit stores one message.
     pub form_id: Uuid,
+    /// The database's epoch these seqs belong to: when the live connection
+    /// reports another, the database was restored and the page reloads the
+    /// room instead of resuming after its last seq.
+    pub epoch: String,
+}
+
+/// A page of history, and the database epoch its seqs belong to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    pub epoch: String,
 }
 
 #[server(endpoint = "load_room")]
@@ -36,6 +48,9 @@ pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
     let room_id = RoomId::parse(&room).inspect_err(|_| http::set_status_code(404))?;
     let session = Client::current().session;
     let viewer = session.as_ref().map(|s| s.author.as_str());
+    // Read first: if a restore lands between this and the reads below, the
+    // page holds the old epoch and reloads when its socket reports the new.
+    let epoch = backend.epoch();
     let messages = backend.latest(&room_id, None, PAGE_SIZE, viewer).await?;
     let announcements = backend
         .latest(&RoomId::announcements(), None, ANNOUNCEMENTS_SHOWN, None)
@@ -46,22 +61,28 @@ pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
         announcements,
         me: backend.me(session.as_ref()),
         form_id: Uuid::new_v4(),
+        epoch,
     })
 }
 
-/// Up to [`PAGE_SIZE`] messages before `before`, oldest first (history).
+/// Up to [`PAGE_SIZE`] messages before `before`, oldest first (history;
+/// `i64::MAX` for the newest page), with the epoch they belong to: a page
+/// from another epoch than the page's must not be mixed in.
 #[server(endpoint = "older_messages")]
-pub async fn older_messages(room: String, before: i64) -> Result<Vec<Message>, ApiError> {
+pub async fn older_messages(room: String, before: i64) -> Result<History, ApiError> {
     let room = crate::domain::RoomId::parse(&room)?;
     let session = super::Client::current().session;
-    super::backend()?
+    let backend = super::backend()?;
+    let epoch = backend.epoch();
+    let messages = backend
         .latest(
             &room,
             Some(before),
             PAGE_SIZE,
             session.as_ref().map(|s| s.author.as_str()),
         )
-        .await
+        .await?;
+    Ok(History { messages, epoch })
 }
 
 /// Rooms with recent activity, newest first.

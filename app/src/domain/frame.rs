@@ -14,7 +14,18 @@ pub enum ServerFrame {
     /// beyond the room's head, `head` is the room's real head (lower than
     /// what it asked for): the client has everything up to it, and every
     /// later message follows.
-    Ready { room: String, head: i64 },
+    ///
+    /// `epoch` is the database's identity: seqs of one epoch mean nothing
+    /// in another. It changes when the database is restored from a backup
+    /// (or created afresh); a client that knew another epoch cannot trust
+    /// its `after` and reloads the room instead (empty: an older server
+    /// that does not say).
+    Ready {
+        room: String,
+        head: i64,
+        #[serde(default)]
+        epoch: String,
+    },
     /// The backlog was longer than one subscription replays: the client has
     /// everything up to `after` and is *not* following `room` yet. It pages
     /// on by subscribing again with this `after`.
@@ -117,12 +128,17 @@ mod tests {
         let v = serde_json::to_value(ServerFrame::Ready {
             room: "lobby".into(),
             head: 3,
+            epoch: "5f0c".into(),
         })
         .unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"type": "ready", "room": "lobby", "head": 3})
+            serde_json::json!({"type": "ready", "room": "lobby", "head": 3, "epoch": "5f0c"})
         );
+        // From a server that does not say: unknown (empty).
+        let old: ServerFrame =
+            serde_json::from_str(r#"{"type":"ready","room":"lobby","head":3}"#).unwrap();
+        assert!(matches!(old, ServerFrame::Ready { epoch, .. } if epoch.is_empty()));
         let v = serde_json::to_value(ServerFrame::Presence {
             room: "lobby".into(),
             names: vec!["alice".into()],

@@ -41,7 +41,8 @@ impl Handler for Live {
         let _ = outbox.unbounded_send(ClientFrame::Hello {
             name: self.me.get_untracked(),
         });
-        if let Some((feed, room)) = self.current_room() {
+        // A stale room is subscribed once reloaded (`Live::reloaded`).
+        if let Some((feed, room)) = self.current_room().filter(|(f, _)| !f.is_stale()) {
             let _ = outbox.unbounded_send(ClientFrame::Subscribe {
                 room,
                 after: Some(feed.last_seq()),

@@ -6,6 +6,11 @@
 //! (pure, unit-tested without a browser); `connection.rs` drives the socket
 //! glue with it. A room's signals are disposed with its page while answers
 //! to its requests may still arrive, so its writes are all `try_`.
+//!
+//! Seqs belong to one epoch of the database (new after each restore). A
+//! feed and the announcements remember the epoch they were loaded from; a
+//! `ready` with another one means the database was restored underneath the
+//! page, so what it holds is dropped and loaded again rather than resumed.
 
 mod connection;
 mod frames;
@@ -54,6 +59,8 @@ pub struct Live {
     pub edit_window_ms: StoredValue<i64>,
     /// Server broadcasts (the `announcements` room), oldest first.
     pub announcements: RwSignal<Vec<Message>>,
+    /// The database epoch the announcements came from (empty: not known yet).
+    pub announcements_epoch: StoredValue<String>,
     /// The room on screen, if any.
     pub current: StoredValue<Option<RoomFeed>>,
     /// Frames for the open socket (None while disconnected).
@@ -71,6 +78,7 @@ impl Live {
             moderator: RwSignal::new(false),
             edit_window_ms: StoredValue::new(600_000),
             announcements: RwSignal::new(Vec::new()),
+            announcements_epoch: StoredValue::new(String::new()),
             current: StoredValue::new(None),
             outbox: StoredValue::new(None),
             hidden: RwSignal::new(false),
@@ -178,6 +186,13 @@ pub struct RoomFeed {
     pub delivered: StoredValue<i64>,
     /// The message being edited in place, by seq.
     pub editing: RwSignal<Option<i64>>,
+    /// The database epoch the messages belong to (empty: not known).
+    pub epoch: RwSignal<String>,
+    /// The database was restored: the messages were dropped and the room's
+    /// newest page must be loaded again (the page does it, then
+    /// [`Live::reloaded`]). Live messages are ignored meanwhile; the
+    /// subscription after the reload replays them.
+    pub stale: RwSignal<bool>,
 }
 
 impl RoomFeed {
@@ -186,6 +201,7 @@ impl RoomFeed {
         messages: Vec<Message>,
         announcements: Vec<Message>,
         has_older: bool,
+        epoch: String,
     ) -> Self {
         Self {
             room: StoredValue::new(room),
@@ -203,6 +219,8 @@ impl RoomFeed {
             ready: RwSignal::new(false),
             delivered: StoredValue::new(0),
             editing: RwSignal::new(None),
+            epoch: RwSignal::new(epoch),
+            stale: RwSignal::new(false),
         }
         .came_with_messages()
     }
@@ -213,6 +231,43 @@ impl RoomFeed {
             .with_untracked(|m| m.last().map_or(0, |m| m.seq));
         self.delivered.set_value(last);
         self
+    }
+
+    /// Whether seqs of `epoch` (as a `ready` or a history page reports it)
+    /// are comparable with the ones this feed holds. An unknown epoch on
+    /// either side is trusted, and learnt.
+    pub fn same_epoch(&self, epoch: &str) -> bool {
+        let known = self.epoch.try_get_untracked().unwrap_or_default();
+        if epoch.is_empty() || known == epoch {
+            return true;
+        }
+        if known.is_empty() {
+            let _ = self.epoch.try_set(epoch.to_owned());
+            return true;
+        }
+        false
+    }
+
+    /// The database was restored (it reports `epoch`): everything this
+    /// feed holds may be gone or different under the same seqs. Drops it
+    /// and marks the room for reloading.
+    pub fn restart(&self, epoch: String) {
+        let _ = self.epoch.try_set(epoch);
+        let _ = self.messages.try_set(Vec::new());
+        let _ = self.announcements.try_update_value(Vec::clear);
+        let _ = self.delivered.try_update_value(|d| *d = 0);
+        let _ = self.has_older.try_set(false);
+        let _ = self.unread.try_set(0);
+        let _ = self.divider.try_set(None);
+        let _ = self.editing.try_set(None);
+        let _ = self.typing.try_set(Vec::new());
+        let _ = self.ready.try_set(false);
+        let _ = self.stale.try_set(true);
+    }
+
+    /// Waiting for its reload after a restore.
+    pub fn is_stale(&self) -> bool {
+        self.stale.try_get_untracked().unwrap_or(false)
     }
 
     /// Where a reconnect resumes this room: the last seq delivered.
@@ -270,6 +325,16 @@ impl RoomFeed {
                 p.error = Some(error);
             }
         });
+    }
+
+    /// Older messages (a history page) go in front; a page from another
+    /// epoch restarts the room instead (the database was restored).
+    pub fn prepend_page(&self, older: Vec<Message>, epoch: &str, page_size: usize) {
+        if self.same_epoch(epoch) {
+            self.prepend(older, page_size);
+        } else {
+            self.restart(epoch.to_owned());
+        }
     }
 
     /// Older messages (a history page) go in front.

@@ -53,7 +53,7 @@ pub fn MessageList() -> impl IntoView {
         feed.loading_older.set(true);
         leptos::task::spawn_local(async move {
             if let Ok(older) = older_messages(feed.room.get_value(), before).await {
-                feed.prepend(older, PAGE_SIZE as usize);
+                feed.prepend_page(older.messages, &older.epoch, PAGE_SIZE as usize);
             }
             let _ = feed.loading_older.try_set(false);
         });

@@ -13,6 +13,12 @@
 //! entry. At most `max_rooms` rooms are followed at once. Nothing a client
 //! sends moves the hub's idea of where a room's sequence is: that comes from
 //! the store and the commit feed only.
+//!
+//! Those seqs belong to one epoch of the database (its identity, new after
+//! each restore). The hub holds the epoch this instance serves; when it
+//! changes ([`Hub::set_epoch`]), it forgets where every room was and tells
+//! every socket, which closes so its client reloads from the restored
+//! database.
 
 use std::{
     collections::HashMap,
@@ -27,7 +33,7 @@ use std::{
 use app::domain::{Message, RoomId, ServerFrame};
 use axum::extract::ws::Utf8Bytes;
 use futures::Stream;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 
 use crate::store::{Pages, Store};
@@ -70,6 +76,8 @@ enum Command {
     /// Read every active room's messages after the last one sent (after the
     /// feed was interrupted); answers with how many were recovered.
     Resync(oneshot::Sender<usize>),
+    /// The database was restored: forget where every room was.
+    Reset,
 }
 
 type Rooms = Arc<Mutex<HashMap<RoomId, Room>>>;
@@ -82,6 +90,8 @@ pub struct Hub {
     ingest: mpsc::UnboundedSender<Command>,
     capacity: usize,
     max_rooms: usize,
+    /// The database epoch this instance serves (empty until known).
+    epoch: Arc<watch::Sender<Arc<str>>>,
 }
 
 /// Every room this instance may follow is already followed.
@@ -100,7 +110,39 @@ impl Hub {
             ingest,
             capacity,
             max_rooms,
+            epoch: Arc::new(watch::Sender::new(Arc::from(""))),
         }
+    }
+
+    /// The database epoch the rooms' seqs belong to (cheap: no query).
+    pub fn epoch(&self) -> Arc<str> {
+        self.epoch.borrow().clone()
+    }
+
+    /// Changes when the epoch does (a socket closes then: its client's
+    /// seqs belong to the old database).
+    pub fn epoch_changes(&self) -> watch::Receiver<Arc<str>> {
+        self.epoch.subscribe()
+    }
+
+    /// The store's epoch, as read at start and then every second. A new one
+    /// means the database was restored underneath: the hub forgets where
+    /// each room was and every socket is told. Returns whether it changed
+    /// (the first value, at start, is not a change).
+    pub fn set_epoch(&self, epoch: &str) -> bool {
+        let mut was_known = false;
+        let changed = self.epoch.send_if_modified(|current| {
+            if &**current == epoch {
+                return false;
+            }
+            was_known = !current.is_empty();
+            *current = Arc::from(epoch);
+            true
+        });
+        if changed && was_known {
+            self.command(Command::Reset);
+        }
+        changed && was_known
     }
 
     /// Subscribes to a room's live frames. Subscribe *before* reading the
@@ -311,6 +353,12 @@ async fn ingest_loop(
                 }
                 let _ = reply.send(recovered);
             }
+            Command::Reset => {
+                // The next message or subscriber says where each room is.
+                for room in rooms.lock().expect("hub lock poisoned").values_mut() {
+                    room.last_seq = None;
+                }
+            }
         }
     }
 }
@@ -437,6 +485,40 @@ mod tests {
         );
         drop(a);
         assert!(hub.subscribe(&room("c")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_new_epoch_reaches_every_socket_and_resets_the_rooms() {
+        let (hub, _dir) = hub(100).await;
+        assert!(!hub.set_epoch("one"), "the first epoch is not a change");
+        assert_eq!(&*hub.epoch(), "one");
+        let lobby = RoomId::lobby();
+        let mut sub = hub.subscribe(&lobby).unwrap();
+        let mut changes = hub.epoch_changes();
+        hub.seen(&lobby, 10);
+        assert!(!hub.set_epoch("one"));
+        assert!(hub.set_epoch("two"));
+        tokio::time::timeout(std::time::Duration::from_secs(1), changes.changed())
+            .await
+            .expect("sockets hear of it")
+            .unwrap();
+        // Seq 3 of the restored database is not dropped as old.
+        let mut m = Message {
+            room: "lobby".into(),
+            seq: 3,
+            ..Default::default()
+        };
+        m.id = uuid::Uuid::new_v4();
+        hub.publish(m);
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(1), {
+            use futures::StreamExt;
+            sub.next()
+        })
+        .await
+        .expect("delivered")
+        .unwrap()
+        .unwrap();
+        assert_eq!(frame.seq, Some(3));
     }
 
     #[test]

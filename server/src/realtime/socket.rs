@@ -21,7 +21,9 @@
 //! is dropped. The server pings every `ping_interval` and drops a peer
 //! silent for two intervals. A socket more than the hub's capacity behind
 //! is closed with 1013; on shutdown sockets are closed with 1001. Both mean:
-//! reconnect and resume.
+//! reconnect and resume. `ready` carries the database's epoch; when the
+//! database is restored underneath (a new epoch), every socket is closed
+//! with 1012 and its client, seeing the new epoch, reloads its rooms.
 
 use std::{
     collections::HashMap,
@@ -80,6 +82,8 @@ const MAX_STRIKES: u8 = 10;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TRY_AGAIN: u16 = 1013;
+/// The database was restored: reconnect, and reload (the epoch changed).
+pub const CLOSE_RESTARTED: u16 = 1012;
 
 /// A connection's place under the instance's connection limit, held by
 /// every request of the connection (a request extension set by the accept
@@ -237,10 +241,12 @@ pub enum End {
     /// Frames kept coming after being refused, or the author was banned.
     Policy,
     Shutdown,
+    /// The database was restored (a new epoch).
+    Restored,
 }
 
 impl End {
-    pub const ALL: [End; 7] = [
+    pub const ALL: [End; 8] = [
         End::ClientClosed,
         End::PeerGone,
         End::SendTimeout,
@@ -248,6 +254,7 @@ impl End {
         End::StoreFailed,
         End::Policy,
         End::Shutdown,
+        End::Restored,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -259,6 +266,7 @@ impl End {
             End::StoreFailed => "database_unavailable",
             End::Policy => "policy",
             End::Shutdown => "server_shutdown",
+            End::Restored => "database_restored",
         }
     }
 }
@@ -291,7 +299,7 @@ where
     // Leaving every room (hub entries, presence) happens as `subs` drops.
     drop(subs);
     match end {
-        End::Lagged | End::StoreFailed | End::Shutdown | End::Policy => {
+        End::Lagged | End::StoreFailed | End::Shutdown | End::Policy | End::Restored => {
             close(&mut socket, end, session.settings.send_timeout).await
         }
         End::ClientClosed | End::PeerGone | End::SendTimeout => end,
@@ -358,6 +366,7 @@ where
     let mut last_typing: Option<Instant> = None;
     let mut strikes: u8 = 0;
     let mut bans = deps.bans.changed();
+    let mut epoch = deps.hub.epoch_changes();
     let banned = |deps: &Deps| {
         session
             .author
@@ -371,6 +380,7 @@ where
                     return End::Policy;
                 }
             },
+            Ok(()) = epoch.changed() => return End::Restored,
             Some((room, item)) = subs.streams.next() => match item {
                 Ok(frame) => {
                     let mut out = Out { socket: &mut *socket, timeout: settings.send_timeout };
@@ -617,6 +627,7 @@ where
     out.frame(&ServerFrame::Ready {
         room: room.to_string(),
         head: last,
+        epoch: deps.hub.epoch().to_string(),
     })
     .await?;
     let here = deps.presence.here(&room, subs.name.clone());
@@ -675,6 +686,7 @@ where
             "server shutting down; reconnect to resume",
         ),
         End::Policy => (CLOSE_POLICY, "policy violation: too many frames, or banned"),
+        End::Restored => (CLOSE_RESTARTED, "database restored; reconnect and reload"),
         End::ClientClosed | End::PeerGone | End::SendTimeout => return end,
     };
     let frame = CloseFrame {

@@ -1,6 +1,7 @@
 //! The room page, `/r/:room`: rendered completely on the server with the
 //! latest messages, then hydrated for live updates, presence, typing,
-//! history on scroll and no-reload posting.
+//! history on scroll and no-reload posting. When the database is restored
+//! underneath an open page, its room reloads here by itself.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
-    api::{load_room, ApiError, RoomSnapshot, PAGE_SIZE},
+    api::{load_room, older_messages, ApiError, RoomSnapshot, PAGE_SIZE},
     browser,
     state::{Live, RoomFeed},
     ui::{
@@ -77,8 +78,12 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
         snapshot.messages,
         snapshot.announcements,
         has_older,
+        snapshot.epoch.clone(),
     );
     provide_context(feed);
+    if live.announcements_epoch.with_value(String::is_empty) {
+        live.announcements_epoch.set_value(snapshot.epoch);
+    }
 
     let me = snapshot.me;
     if let Some(name) = me.name {
@@ -122,6 +127,12 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
         let room = room.clone();
         on_cleanup(move || live.leave(&room));
     }
+    // The database was restored: load the room's newest page again.
+    Effect::new(move |_| {
+        if feed.stale.get() {
+            reload(live, feed);
+        }
+    });
     // Reading the newest message with the tab visible: caught up.
     {
         let room = room.clone();
@@ -161,6 +172,7 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
             data-room=room.clone()
             data-hydrated=move || hydrated.get().to_string()
             data-ready=move || feed.ready.get().to_string()
+            data-epoch=move || feed.epoch.get()
         >
             <header class="topbar">
                 <button
@@ -183,4 +195,25 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
             <Composer initial_error initial_draft form_id=snapshot.form_id />
         </main>
     }
+}
+
+/// Loads a stale room's newest page and hands it to the page state; tries
+/// again every 2 s while the server cannot answer and the page is open.
+fn reload(live: Live, feed: RoomFeed) {
+    let Some(room) = feed.room.try_get_value() else {
+        return;
+    };
+    leptos::task::spawn_local(async move {
+        match older_messages(room, i64::MAX).await {
+            Ok(page) => live.reloaded(feed, page.messages, page.epoch, PAGE_SIZE as usize),
+            Err(_) => set_timeout(
+                move || {
+                    if feed.is_stale() {
+                        reload(live, feed);
+                    }
+                },
+                Duration::from_secs(2),
+            ),
+        }
+    });
 }
