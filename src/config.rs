@@ -35,6 +35,61 @@ pub enum Command {
     /// (the container's HEALTHCHECK; needs no curl). Reads only the
     /// listening address.
     Healthcheck(HealthcheckArgs),
+    /// Write a consistent copy of the SQLite database while the server runs
+    /// (SQLite's VACUUM INTO), to PATH or to a new timestamped file in
+    /// --dir, pruning older ones there. PostgreSQL: use pg_dump or the
+    /// provider's backups (docs/operations.md). Reads only DATABASE_URL.
+    Backup(BackupArgs),
+    /// Replace the SQLite database's contents with a backup and give it a
+    /// new epoch, so open pages reload instead of resuming. Safe while the
+    /// server runs: it notices within a second. Reads only DATABASE_URL.
+    Restore(RestoreArgs),
+    /// Give the database a new epoch (after pg_restore or a point-in-time
+    /// restore of PostgreSQL): running instances close their sockets and
+    /// open pages reload their rooms. Reads only DATABASE_URL.
+    NewEpoch(DatabaseArgs),
+}
+
+/// The database a maintenance command works on, and nothing else, so an
+/// unrelated bad setting cannot stop a backup.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// postgres://…, postgresql://… or sqlite:….
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = parse_database_url, hide_env_values = true)]
+    pub database_url: String,
+}
+
+/// `chat backup`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["path", "dir"])))]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The backup file to write (must not exist yet).
+    #[arg(value_name = "PATH")]
+    pub path: Option<std::path::PathBuf>,
+    /// Write `chat-<UTC time>.db` into this directory instead (created if
+    /// missing), then prune older backups there by --keep / --max-age-days.
+    #[arg(long, value_name = "DIR", conflicts_with = "path")]
+    pub dir: Option<std::path::PathBuf>,
+    /// With --dir: keep the newest N backups (and any kept by
+    /// --max-age-days); remove the other `chat-*.db` files.
+    #[arg(long, value_name = "N", requires = "dir", conflicts_with = "path", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
+    /// With --dir: keep backups younger than this many days (and any kept
+    /// by --keep); remove the other `chat-*.db` files.
+    #[arg(long, value_name = "DAYS", requires = "dir", conflicts_with = "path", value_parser = parse_days)]
+    pub max_age_days: Option<Duration>,
+}
+
+/// `chat restore`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The backup to restore (a file `chat backup` wrote).
+    #[arg(value_name = "PATH")]
+    pub path: std::path::PathBuf,
 }
 
 /// `chat healthcheck`: only what it needs, so an unrelated bad setting
@@ -378,6 +433,9 @@ impl Config {
 pub enum Invocation {
     Serve(Box<Config>),
     Healthcheck(HealthcheckArgs),
+    Backup(BackupArgs),
+    Restore(RestoreArgs),
+    NewEpoch(DatabaseArgs),
     /// `--help` or `--version`: print this and exit 0.
     Print(String),
 }
@@ -388,29 +446,49 @@ pub enum Invocation {
 pub fn from_env() -> Result<Invocation, ConfigError> {
     let args: Vec<OsString> = std::env::args_os().collect();
     clean_env();
-    // A subcommand parses only its own settings.
-    if args.get(1).and_then(|a| a.to_str()) == Some("healthcheck") {
-        let argv = std::iter::once(OsString::from("chat healthcheck")).chain(args[2..].to_vec());
+    parse(args)
+}
+
+/// What `args` (with the environment) ask for.
+fn parse(args: Vec<OsString>) -> Result<Invocation, ConfigError> {
+    // A subcommand parses only its own settings: the server's are not read.
+    let subcommand = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| Cli::command().get_subcommands().any(|c| c.get_name() == a));
+    if subcommand {
         #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            args: HealthcheckArgs,
+        #[command(name = "chat")]
+        struct Tool {
+            #[command(subcommand)]
+            command: Command,
         }
-        return match Only::try_parse_from(argv) {
-            Ok(only) => Ok(Invocation::Healthcheck(only.args)),
+        return match Tool::try_parse_from(args) {
+            Ok(tool) => Ok(tool.command.into()),
             Err(e) => printable(e),
         };
     }
     match Cli::try_parse_from(args) {
         Ok(Cli {
-            command: Some(Command::Healthcheck(args)),
+            command: Some(command),
             ..
-        }) => Ok(Invocation::Healthcheck(args)),
+        }) => Ok(command.into()),
         Ok(cli) => {
             cli.config.check()?;
             Ok(Invocation::Serve(Box::new(cli.config)))
         }
         Err(e) => printable(e),
+    }
+}
+
+impl From<Command> for Invocation {
+    fn from(command: Command) -> Self {
+        match command {
+            Command::Healthcheck(args) => Invocation::Healthcheck(args),
+            Command::Backup(args) => Invocation::Backup(args),
+            Command::Restore(args) => Invocation::Restore(args),
+            Command::NewEpoch(args) => Invocation::NewEpoch(args),
+        }
     }
 }
 
@@ -845,5 +923,48 @@ mod tests {
         }
         assert!(help.contains("[default: 20]"), "defaults are shown");
         assert!(help.contains("healthcheck"));
+        for command in ["backup", "restore", "new-epoch"] {
+            assert!(help.contains(command), "{command} in --help");
+        }
+    }
+
+    fn invocation(args: &[&str]) -> Result<Invocation, ConfigError> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn backup_needs_a_path_or_a_directory_and_retention_needs_the_directory() {
+        let Ok(Invocation::Backup(b)) = invocation(&["chat", "backup", "b.db"]) else {
+            panic!("a path is a backup");
+        };
+        assert_eq!(b.path.as_deref(), Some(std::path::Path::new("b.db")));
+        let Ok(Invocation::Backup(b)) = invocation(&[
+            "chat",
+            "backup",
+            "--dir",
+            "backups",
+            "--keep",
+            "30",
+            "--max-age-days",
+            "7",
+            "--database-url",
+            "sqlite://x.db",
+        ]) else {
+            panic!("a directory with retention is a backup");
+        };
+        assert_eq!(b.keep, Some(30));
+        assert_eq!(b.max_age_days, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(b.database.database_url, "sqlite://x.db");
+        assert!(invocation(&["chat", "backup"]).is_err());
+        assert!(invocation(&["chat", "backup", "b.db", "--keep", "3"]).is_err());
+        assert!(invocation(&["chat", "backup", "--dir", "d", "--keep", "0"]).is_err());
+        assert!(matches!(
+            invocation(&["chat", "restore", "b.db"]),
+            Ok(Invocation::Restore(_))
+        ));
+        assert!(matches!(
+            invocation(&["chat", "new-epoch"]),
+            Ok(Invocation::NewEpoch(_))
+        ));
     }
 }

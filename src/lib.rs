@@ -1,9 +1,11 @@
 //! The process: configuration, telemetry, metrics, the router, startup and
-//! graceful shutdown, and the healthcheck subcommand. It wires the backend
-//! (`server`) into the app (`app`); `main.rs` only reads the configuration
-//! and calls [`startup::run`]. Integration tests call [`startup::build`]
+//! graceful shutdown, and the healthcheck and maintenance (backup, restore,
+//! new-epoch) subcommands. It wires the backend (`server`) into the app
+//! (`app`); `main.rs` only reads the configuration and calls
+//! [`startup::run`] (or a subcommand). Integration tests call [`startup::build`]
 //! and [`startup::serve`] with a listener on port 0.
 
+pub mod backup;
 pub mod config;
 pub mod healthcheck;
 pub mod identity;

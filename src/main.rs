@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
+use std::future::Future;
+
 use chat::{
+    backup,
     config::{self, Invocation},
     healthcheck, startup, telemetry,
 };
@@ -30,6 +33,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Invocation::Backup(args) => maintain(backup::backup(&args)),
+        Invocation::Restore(args) => maintain(backup::restore(&args)),
+        Invocation::NewEpoch(args) => maintain(backup::new_epoch(&args)),
         Invocation::Serve(config) => {
             telemetry::init(config.log_format, &config.rust_log, std::io::stdout);
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -44,6 +50,27 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs a maintenance command (backup, restore, new epoch): one line on
+/// success, the reason on failure.
+fn maintain(
+    command: impl Future<Output = Result<String, server::store::backup::BackupError>>,
+) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts");
+    match runtime.block_on(command) {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod http;
+mod maintenance;
 mod nojs;
 mod restore;
 mod ops;

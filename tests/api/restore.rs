@@ -215,7 +215,11 @@ async fn a_page_open_across_a_restore_ends_up_with_exactly_the_restored_history(
     assert_eq!(page.feed.epoch.get_untracked(), now);
     let mut expected = numbered("kept", 1..=5);
     expected.extend(numbered("after", 1..=1));
-    assert_eq!(page.contents(), expected, "restored history, then the new post");
+    assert_eq!(
+        page.contents(),
+        expected,
+        "restored history, then the new post"
+    );
 
     // And it is live again: later posts arrive once, in order.
     post_all(&app, numbered("after", 2..=3)).await;
