@@ -126,7 +126,7 @@ pub fn prune(
         })
         .collect();
     // Newest first.
-    backups.sort_by(|a, b| b.0.cmp(&a.0));
+    backups.sort_by_key(|b| std::cmp::Reverse(b.0));
     let mut removed = Vec::new();
     for (i, (at, path)) in backups.into_iter().enumerate() {
         let age = (now - at).to_std().unwrap_or_default();
