@@ -7,7 +7,7 @@ mod helpers;
 mod http;
 mod maintenance;
 mod nojs;
-mod restore;
 mod ops;
+mod restore;
 mod trust;
 mod ws;
