@@ -8,6 +8,9 @@ function roomName(label: string): string {
 /** Opens the actions menu of the message with `text`. */
 async function menu(page: Page, text: string) {
   const item = page.locator('li.msg', { hasText: text });
+  // Chromium updates :hover on mouse moves: after the page's layout changed
+  // under a resting pointer (a menu closed), move away first.
+  await page.mouse.move(0, 0);
   await item.hover();
   await item.getByLabel('Message actions').first().click();
   return item;

@@ -26,7 +26,6 @@
 //! with 1012 and its client, seeing the new epoch, reloads its rooms.
 
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -44,7 +43,7 @@ use axum::{
     response::{IntoResponse, Response},
     Extension,
 };
-use futures::{Sink, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio_stream::{wrappers::errors::BroadcastStreamRecvError, StreamMap};
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::RequestId;
@@ -62,9 +61,12 @@ use crate::{
 };
 
 /// Per-socket buffer sizes. axum's defaults (128 KiB each) would cost
-/// ~134 KiB per idle connection; our frames are small (buffers grow for a
-/// bigger one), and a zero write buffer writes each frame through at once.
-const READ_BUFFER: usize = 1024;
+/// ~134 KiB per idle connection; client frames are a few dozen bytes (the
+/// buffer grows for a bigger one, up to [`MAX_CLIENT_FRAME`]), and a zero
+/// write buffer writes each frame through at once. The read buffer stays
+/// allocated for the socket's life: 128 bytes instead of 1 KiB saved 0.9
+/// KiB per idle socket (docs/benchmarks.md, T3).
+const READ_BUFFER: usize = 128;
 const WRITE_BUFFER: usize = 0;
 /// Clients only send control frames and tiny JSON: a frame (and a message)
 /// may be at most this big, so nobody can make the server buffer more.
@@ -156,39 +158,50 @@ pub async fn handler(
             .and_then(|c| c.name.as_deref())
             .map(Arc::from),
     };
+    // What the socket's task needs, in one box: the closure axum keeps
+    // inside the socket's future for its whole life then holds one pointer.
+    let deps = Deps {
+        hub: chat.hub.clone(),
+        store: chat.store.clone(),
+        presence: chat.presence.clone(),
+        frames: chat.limits.frames(),
+        bans: chat.bans.clone(),
+    };
+    let tasks = chat.socket_tasks.clone();
+    let pending = Box::new((deps, session, slot, request_id, tasks));
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_frame_size(MAX_CLIENT_FRAME)
         .max_message_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| {
+            let (deps, session, slot, request_id, tasks) = *pending;
             let session_id = uuid::Uuid::new_v4().simple().to_string();
             let span = tracing::info_span!("ws", session_id, request_id, room_id = %session.room);
-            let sessions = chat.socket_tasks.clone();
-            sessions.track_future(
-                async move {
-                    let _slot = slot;
-                    let _open = chat.hub.connection();
-                    let started = Instant::now();
-                    tracing::info!(after = ?session.after, "websocket connected");
-                    metrics::counter!("websocket_connects_total").increment(1);
-                    let deps = Deps {
-                        hub: chat.hub.clone(),
-                        store: chat.store.clone(),
-                        presence: chat.presence.clone(),
-                        frames: chat.limits.frames(),
-                        bans: chat.bans.clone(),
-                    };
-                    let end = serve_socket(socket, deps, session).await;
-                    metrics::counter!("websocket_disconnects_total", "reason" => end.as_str())
-                        .increment(1);
-                    tracing::info!(
-                        reason = end.as_str(),
-                        secs = started.elapsed().as_secs(),
-                        "websocket closed"
-                    );
-                }
-                .instrument(span),
+            let open = deps.hub.connection();
+            let after = session.after;
+            // Made here and finished with `map`, not awaited inside another
+            // `async` block: that would hold the socket, the session and the
+            // deps in the task twice (~1.5 KiB more per idle socket).
+            let serve = serve_socket(socket, deps, session);
+            let started = Instant::now();
+            span.in_scope(|| {
+                tracing::info!(after = ?after, "websocket connected");
+            });
+            metrics::counter!("websocket_connects_total").increment(1);
+            tasks.track_future(
+                serve
+                    .map(move |end| {
+                        let (_slot, _open) = (slot, open);
+                        metrics::counter!("websocket_disconnects_total", "reason" => end.as_str())
+                            .increment(1);
+                        tracing::info!(
+                            reason = end.as_str(),
+                            secs = started.elapsed().as_secs(),
+                            "websocket closed"
+                        );
+                    })
+                    .instrument(span),
             )
         })
 }
@@ -280,29 +293,80 @@ struct Followed {
 /// One socket's rooms: live frames, and per room the last seq sent.
 struct Subscriptions {
     streams: StreamMap<RoomId, Subscription>,
-    rooms: HashMap<RoomId, Followed>,
+    rooms: Rooms,
     name: Option<Arc<str>>,
+}
+
+/// The rooms a socket follows: at most [`MAX_SUBSCRIPTIONS`], usually two
+/// (the page's room and announcements), so a short list beats a hash map
+/// (whose smallest table costs ~340 bytes per socket).
+#[derive(Default)]
+struct Rooms(Vec<(RoomId, Followed)>);
+
+impl Rooms {
+    fn get_mut(&mut self, room: &RoomId) -> Option<&mut Followed> {
+        self.0.iter_mut().find(|(r, _)| r == room).map(|(_, f)| f)
+    }
+
+    fn contains_key(&self, room: &RoomId) -> bool {
+        self.0.iter().any(|(r, _)| r == room)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&RoomId, &mut Followed)> {
+        self.0.iter_mut().map(|(r, f)| (&*r, f))
+    }
+
+    fn insert(&mut self, room: RoomId, followed: Followed) {
+        match self.get_mut(&room) {
+            Some(old) => *old = followed,
+            None => {
+                if self.0.capacity() == 0 {
+                    self.0.reserve_exact(2);
+                }
+                self.0.push((room, followed));
+            }
+        }
+    }
+
+    fn remove(&mut self, room: &RoomId) {
+        self.0.retain(|(r, _)| r != room);
+    }
 }
 
 /// Runs one client's stream until it ends. Generic over the socket so tests
 /// can drive it with channels.
-pub async fn serve_socket<S, E>(mut socket: S, deps: Deps, session: Session) -> End
+///
+/// An `async` block rather than an `async fn`: an `async fn`'s future holds
+/// its arguments twice (as arguments and as locals), which cost every idle
+/// socket another ~550 bytes.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+pub fn serve_socket<S, E>(
+    mut socket: S,
+    deps: Deps,
+    session: Session,
+) -> impl std::future::Future<Output = End>
 where
     S: Sink<WsMessage> + Stream<Item = Result<WsMessage, E>> + Unpin,
 {
-    let mut subs = Subscriptions {
-        streams: StreamMap::new(),
-        rooms: HashMap::new(),
-        name: session.name.clone(),
-    };
-    let end = run(&mut socket, &deps, &session, &mut subs).await;
-    // Leaving every room (hub entries, presence) happens as `subs` drops.
-    drop(subs);
-    match end {
-        End::Lagged | End::StoreFailed | End::Shutdown | End::Policy | End::Restored => {
-            close(&mut socket, end, session.settings.send_timeout).await
+    async move {
+        let mut subs = Subscriptions {
+            streams: StreamMap::with_capacity(2),
+            rooms: Rooms::default(),
+            name: session.name.clone(),
+        };
+        let end = run(&mut socket, &deps, &session, &mut subs).await;
+        // Leaving every room (hub entries, presence) happens as `subs` drops.
+        drop(subs);
+        match end {
+            End::Lagged | End::StoreFailed | End::Shutdown | End::Policy | End::Restored => {
+                close(&mut socket, end, session.settings.send_timeout).await
+            }
+            End::ClientClosed | End::PeerGone | End::SendTimeout => end,
         }
-        End::ClientClosed | End::PeerGone | End::SendTimeout => end,
     }
 }
 
