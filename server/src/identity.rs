@@ -77,7 +77,7 @@ impl Sessions {
     /// Drops every cached session (the database was restored: some may
     /// be gone, others changed).
     pub fn forget(&self) {
-        self.cache.lock().expect("session cache").clear();
+        crate::sync::lock(&self.cache).clear();
     }
 
     /// The session of a token, if it is one.
@@ -143,7 +143,7 @@ impl Sessions {
 
     /// A session's name or moderator status changed on this instance.
     pub fn updated(&self, author: &str, name: Option<&str>, moderator: Option<bool>) {
-        let mut cache = self.cache.lock().expect("session cache");
+        let mut cache = crate::sync::lock(&self.cache);
         for (row, _) in cache.values_mut().filter(|(r, _)| r.author == author) {
             if let Some(name) = name {
                 row.name = Some(name.to_owned());
@@ -155,7 +155,7 @@ impl Sessions {
     }
 
     fn cached(&self, hash: &str) -> Option<SessionRow> {
-        let cache = self.cache.lock().expect("session cache");
+        let cache = crate::sync::lock(&self.cache);
         cache
             .get(hash)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
@@ -163,7 +163,7 @@ impl Sessions {
     }
 
     fn remember(&self, hash: String, row: SessionRow) {
-        let mut cache = self.cache.lock().expect("session cache");
+        let mut cache = crate::sync::lock(&self.cache);
         if cache.len() >= CACHE_MAX {
             cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
             if cache.len() >= CACHE_MAX {
@@ -199,12 +199,12 @@ impl Bans {
     }
 
     pub fn contains(&self, author: &str) -> bool {
-        self.set.read().expect("bans").contains(author)
+        crate::sync::read(&self.set).contains(author)
     }
 
     /// Adds a ban (from this instance or announced by another).
     pub fn add(&self, author: &str) {
-        if self.set.write().expect("bans").insert(author.to_owned()) {
+        if crate::sync::write(&self.set).insert(author.to_owned()) {
             self.changed.send_modify(|n| *n += 1);
         }
     }

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod realtime;
 pub mod service;
 pub mod store;
+pub mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
@@ -235,7 +236,7 @@ impl Chat {
     async fn hold(&self, session: &Session, name: &SenderName) -> Result<(), ApiError> {
         let key = identity::name_key(name.as_str());
         let fresh = {
-            let held = self.held.lock().expect("held names");
+            let held = crate::sync::lock(&self.held);
             held.get(&session.author)
                 .is_some_and(|(k, at)| *k == key && at.elapsed() < HOLD_REFRESH)
         };
@@ -256,10 +257,7 @@ impl Chat {
             .await?;
         self.identities
             .updated(&session.author, Some(name.as_str()), None);
-        self.held
-            .lock()
-            .expect("held names")
-            .insert(session.author.clone(), (key, Instant::now()));
+        crate::sync::lock(&self.held).insert(session.author.clone(), (key, Instant::now()));
         Ok(())
     }
 
@@ -318,7 +316,7 @@ async fn follow_epoch(
         match store.epoch().await {
             Ok(epoch) if hub.set_epoch(&epoch) => {
                 identities.forget();
-                held.lock().expect("held names").clear();
+                crate::sync::lock(&held).clear();
                 metrics::counter!("database_epoch_changes_total").increment(1);
                 tracing::warn!(
                     %epoch,
@@ -447,7 +445,7 @@ impl Backend for Chat {
             .name
             .as_deref()
             .and_then(|n| SenderName::parse(n).ok())
-            .unwrap_or_else(|| SenderName::parse("someone").expect("a valid name"));
+            .unwrap_or_else(SenderName::someone);
         let result = self
             .store
             .change(Change {
@@ -510,7 +508,7 @@ impl Backend for Chat {
                 .name
                 .as_deref()
                 .and_then(|n| SenderName::parse(n).ok())
-                .unwrap_or_else(|| SenderName::parse("moderator").expect("a valid name"));
+                .unwrap_or_else(SenderName::moderator);
             for (room, seq) in self.store.authored_since(author, since).await? {
                 let change = Change {
                     id: uuid::Uuid::new_v4(),

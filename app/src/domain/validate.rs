@@ -114,6 +114,16 @@ impl SenderName {
         Self("server".to_owned())
     }
 
+    /// Who changed a message, for a session that holds no name yet.
+    pub fn someone() -> Self {
+        Self("someone".to_owned())
+    }
+
+    /// Who removed messages, for a moderator whose session holds no name.
+    pub fn moderator() -> Self {
+        Self("moderator".to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -298,6 +308,10 @@ mod tests {
             );
         }
         assert!(SenderName::parse("servers").is_ok());
+        // The stand-ins the server uses are names a person could have chosen.
+        for fixed in [SenderName::someone(), SenderName::moderator()] {
+            assert_eq!(SenderName::parse(fixed.as_str()), Ok(fixed));
+        }
         assert!(SenderName::parse("observer").is_ok());
         assert_eq!(SenderName::server().as_str(), "server");
     }

@@ -20,7 +20,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, PoisonError},
+    sync::Mutex,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -305,7 +305,7 @@ impl AlbVerifier {
 
     fn cache(&self) -> std::sync::MutexGuard<'_, KeyCache> {
         // The cache holds no invariant a panic could break halfway.
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.cache)
     }
 }
 

@@ -149,7 +149,7 @@ impl Hub {
     /// backlog, so nothing committed in between is missed. Dropping the
     /// subscription unsubscribes.
     pub fn subscribe(&self, room: &RoomId) -> Result<Subscription, TooManyRooms> {
-        let mut rooms = self.rooms.lock().expect("hub lock poisoned");
+        let mut rooms = crate::sync::lock(&self.rooms);
         if !rooms.contains_key(room) && rooms.len() >= self.max_rooms {
             return Err(TooManyRooms);
         }
@@ -171,7 +171,7 @@ impl Hub {
     /// Rooms with a hub entry now (followed by at least one socket, or about
     /// to be dropped).
     pub fn rooms(&self) -> usize {
-        self.rooms.lock().expect("hub lock poisoned").len()
+        crate::sync::lock(&self.rooms).len()
     }
 
     /// The store says `room`'s head is `head` (read after subscribing): if
@@ -179,7 +179,7 @@ impl Hub {
     /// sequence starts, so a resync knows what to read. Only ever pass a
     /// value read from the store: a client's `after` must never move it.
     pub fn seen(&self, room: &RoomId, head: i64) {
-        let mut rooms = self.rooms.lock().expect("hub lock poisoned");
+        let mut rooms = crate::sync::lock(&self.rooms);
         if let Some(r) = rooms.get_mut(room) {
             if r.last_seq.is_none() {
                 r.last_seq = Some(head);
@@ -218,7 +218,7 @@ impl Hub {
             seq: None,
             text: text.into(),
         };
-        let rooms = self.rooms.lock().expect("hub lock poisoned");
+        let rooms = crate::sync::lock(&self.rooms);
         if let Some(r) = rooms.get(room) {
             let _ = r.tx.send(frame);
         }
@@ -263,7 +263,7 @@ impl Drop for Subscription {
         // subscribing at the same moment either finds the room (and keeps
         // it) or creates it afresh.
         drop(self.stream.take());
-        let mut rooms = self.rooms.lock().expect("hub lock poisoned");
+        let mut rooms = crate::sync::lock(&self.rooms);
         if rooms
             .get(&self.room)
             .is_some_and(|r| r.tx.receiver_count() == 0)
@@ -341,7 +341,7 @@ async fn ingest_loop(
             },
             Command::Resync(reply) => {
                 let active: Vec<(RoomId, i64)> = {
-                    let map = rooms.lock().expect("hub lock poisoned");
+                    let map = crate::sync::lock(&rooms);
                     map.iter()
                         .filter(|(_, r)| r.tx.receiver_count() > 0)
                         .filter_map(|(id, r)| r.last_seq.map(|last| (id.clone(), last)))
@@ -355,7 +355,7 @@ async fn ingest_loop(
             }
             Command::Reset => {
                 // The next message or subscriber says where each room is.
-                for room in rooms.lock().expect("hub lock poisoned").values_mut() {
+                for room in crate::sync::lock(&rooms).values_mut() {
                     room.last_seq = None;
                 }
             }
@@ -364,7 +364,7 @@ async fn ingest_loop(
 }
 
 fn next_step(rooms: &Mutex<HashMap<RoomId, Room>>, room: &RoomId, seq: i64) -> Step {
-    let mut map = rooms.lock().expect("hub lock poisoned");
+    let mut map = crate::sync::lock(rooms);
     match map.get(room) {
         Some(r) if r.tx.receiver_count() == 0 => {
             map.remove(room);
@@ -405,7 +405,7 @@ async fn fill_gap(
 fn send(rooms: &Mutex<HashMap<RoomId, Room>>, room: &RoomId, message: &Message) -> bool {
     // Serialise outside the lock: once per message, whatever the audience.
     let frame = Frame::new(message);
-    let mut map = rooms.lock().expect("hub lock poisoned");
+    let mut map = crate::sync::lock(rooms);
     if let Some(r) = map.get_mut(room) {
         if r.last_seq.is_some_and(|last| message.seq <= last) {
             return false;

@@ -157,7 +157,7 @@ impl Presence {
     /// A socket with `name` (None: anonymous) joined `room`.
     fn join(&self, room: &RoomId, name: Option<&str>) {
         {
-            let mut s = self.state.lock().expect("presence lock");
+            let mut s = crate::sync::lock(&self.state);
             s.local.entry(room.clone()).or_default().add(name);
         }
         self.changed(room);
@@ -166,7 +166,7 @@ impl Presence {
     /// A socket with `name` left `room`.
     fn leave(&self, room: &RoomId, name: Option<&str>) {
         {
-            let mut s = self.state.lock().expect("presence lock");
+            let mut s = crate::sync::lock(&self.state);
             if let Some(local) = s.local.get_mut(room) {
                 local.remove(name);
             }
@@ -177,7 +177,7 @@ impl Presence {
     /// The current view of `room`: sorted distinct names, and the count of
     /// people (names plus anonymous visitors).
     pub fn view(&self, room: &RoomId) -> (Vec<String>, u32) {
-        let s = self.state.lock().expect("presence lock");
+        let s = crate::sync::lock(&self.state);
         view_of(&s, room, Instant::now())
     }
 
@@ -215,7 +215,7 @@ impl Presence {
                     return;
                 };
                 {
-                    let mut s = self.state.lock().expect("presence lock");
+                    let mut s = crate::sync::lock(&self.state);
                     let rooms = s.remote.entry(instance).or_default();
                     if names.is_empty() && anon == 0 {
                         rooms.remove(&room);
@@ -248,7 +248,7 @@ impl Presence {
     /// This instance's snapshot of `room` changed: push the view at the
     /// next flush and announce the snapshot to the other instances.
     fn changed(&self, room: &RoomId) {
-        let mut s = self.state.lock().expect("presence lock");
+        let mut s = crate::sync::lock(&self.state);
         if s.local
             .get(room)
             .is_some_and(|l| l.names.is_empty() && l.anon == 0)
@@ -270,18 +270,14 @@ impl Presence {
 
     /// Marks the room's view for the next flush.
     fn push_if_changed(&self, room: &RoomId) {
-        self.state
-            .lock()
-            .expect("presence lock")
-            .dirty
-            .insert(room.clone());
+        crate::sync::lock(&self.state).dirty.insert(room.clone());
     }
 
     /// Announces every changed local snapshot and pushes every changed
     /// view to its room's sockets.
     fn flush(&self) {
         let (frames, announcements) = {
-            let mut guard = self.state.lock().expect("presence lock");
+            let mut guard = crate::sync::lock(&self.state);
             let s = &mut *guard;
             let now = Instant::now();
             let announcements: Vec<Ephemeral> = std::mem::take(&mut s.announce)
@@ -343,7 +339,7 @@ impl Presence {
                 _ = flush.tick() => self.flush(),
                 _ = heartbeat.tick() => {
                     let snapshots: Vec<(RoomId, (Vec<String>, u32))> = {
-                        let s = self.state.lock().expect("presence lock");
+                        let s = crate::sync::lock(&self.state);
                         s.local.iter().map(|(r, l)| (r.clone(), snapshot(l))).collect()
                     };
                     for (room, (names, anon)) in snapshots {
@@ -353,7 +349,7 @@ impl Presence {
                 _ = sweep.tick() => {
                     let now = Instant::now();
                     let expired: Vec<RoomId> = {
-                        let mut s = self.state.lock().expect("presence lock");
+                        let mut s = crate::sync::lock(&self.state);
                         let mut expired = Vec::new();
                         for rooms in s.remote.values_mut() {
                             rooms.retain(|room, r| {
