@@ -228,3 +228,22 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!("shut down cleanly");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_file_in_the_site_root_names_the_assets() {
+        let site = std::env::temp_dir().join(format!("chat-site-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&site).unwrap();
+        let root = site.to_str().unwrap();
+        // No hash file anywhere (test binaries have none beside them).
+        assert_eq!(hash_file(root), None);
+        std::fs::write(site.join(HASH_FILE), "js: a\nwasm: b\ncss: c\n").unwrap();
+        let found = hash_file(root).expect("found in the site root");
+        assert!(found.is_absolute());
+        assert_eq!(found, site.join(HASH_FILE));
+        std::fs::remove_dir_all(&site).unwrap();
+    }
+}

@@ -92,7 +92,7 @@ test('a first visit to a room with 50 messages stays within the transfer budget'
   await context.close();
 });
 
-test('assets answer without compression to a client that takes none, and a missing one is not cached', async ({ baseURL }) => {
+test('assets answer without compression to a client that takes none, JSON is compressed for one that does, and a missing asset is not cached', async ({ baseURL }) => {
   const api = await request.newContext({ baseURL, extraHTTPHeaders: { 'accept-encoding': 'identity' } });
   const page = await api.get('/');
   expect(page.headers()['content-encoding']).toBeUndefined();
@@ -102,6 +102,15 @@ test('assets answer without compression to a client that takes none, and a missi
   expect(raw.status()).toBe(200);
   expect(raw.headers()['content-encoding']).toBeUndefined();
   expect(raw.headers()['content-type']).toBe('application/wasm');
+  // JSON is compressed on the fly for a client that takes it.
+  const compressing = await request.newContext({ baseURL, extraHTTPHeaders: { 'accept-encoding': 'br' } });
+  const seeded = await compressing.post('/api/messages', { data: { room: 'lobby', sender: 'seeder', content: 'compress me' } });
+  expect(seeded.status()).toBe(201);
+  const json = await compressing.get('/api/messages?room=lobby&limit=50');
+  expect(json.status()).toBe(200);
+  expect(json.headers()['content-encoding']).toBe('br');
+  expect(json.headers()['cache-control']).toBe('no-cache');
+  await compressing.dispose();
   const missing = await api.get('/pkg/chat.nothing.wasm');
   expect(missing.status()).toBe(404);
   expect(missing.headers()['cache-control']).toBe('no-cache');
