@@ -120,3 +120,26 @@ macro_rules! both_backends {
         }
     };
 }
+
+impl TestDb {
+    /// The store on this database, migrated, as the server opens it.
+    pub async fn store(&self) -> std::sync::Arc<dyn crate::store::Store> {
+        crate::store::open(self.url(), &crate::store::PoolOptions::default())
+            .await
+            .expect("store opens")
+            .store
+    }
+}
+
+/// A user's message for `room` with a fresh id, as a test posts it.
+pub fn new_message(room: &str, content: &str) -> crate::store::NewMessage {
+    use app::domain::{MessageBody, MessageKind, RoomId, SenderName};
+    crate::store::NewMessage {
+        room: RoomId::parse(room).expect("a test room name"),
+        id: uuid::Uuid::new_v4(),
+        kind: MessageKind::User,
+        sender: SenderName::parse("tester").expect("a test name"),
+        content: MessageBody::parse(content).expect("test content"),
+        author: None,
+    }
+}

@@ -5,29 +5,21 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use app::domain::{MessageBody, MessageKind, RoomId, SenderName};
-use server::store::{self, backup, ListQuery, NewMessage, PoolOptions, Store};
+use app::domain::RoomId;
+use server::store::{backup, ListQuery, NewMessage, Store};
 use sqlx::{Connection, SqliteConnection};
-use uuid::Uuid;
 
-use server::{both_backends, testing::TestDb};
+use server::{
+    both_backends,
+    testing::{new_message, TestDb},
+};
 
 async fn open(db: &TestDb) -> Arc<dyn Store> {
-    store::open(db.url(), &PoolOptions::default())
-        .await
-        .expect("store opens")
-        .store
+    db.store().await
 }
 
 fn new(room: &str, content: &str) -> NewMessage {
-    NewMessage {
-        room: RoomId::parse(room).unwrap(),
-        id: Uuid::new_v4(),
-        kind: MessageKind::User,
-        sender: SenderName::parse("tester").unwrap(),
-        content: MessageBody::parse(content).unwrap(),
-        author: None,
-    }
+    new_message(room, content)
 }
 
 /// The directory of a SQLite test database (removed with it).

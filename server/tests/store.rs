@@ -3,28 +3,20 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use app::domain::{MessageBody, MessageKind, RoomId, SenderName};
+use app::domain::RoomId;
 use server::store::{self, ListQuery, NewMessage, PoolOptions, Store};
-use uuid::Uuid;
 
-use server::{both_backends, testing::TestDb};
+use server::{
+    both_backends,
+    testing::{new_message, TestDb},
+};
 
 async fn open(db: &TestDb) -> Arc<dyn Store> {
-    store::open(db.url(), &PoolOptions::default())
-        .await
-        .expect("store opens")
-        .store
+    db.store().await
 }
 
 fn new(room: &str, content: &str) -> NewMessage {
-    NewMessage {
-        room: RoomId::parse(room).unwrap(),
-        id: Uuid::new_v4(),
-        kind: MessageKind::User,
-        sender: SenderName::parse("tester").unwrap(),
-        content: MessageBody::parse(content).unwrap(),
-        author: None,
-    }
+    new_message(room, content)
 }
 
 both_backends!(
