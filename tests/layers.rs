@@ -177,17 +177,18 @@ fn backend_modules_point_one_way() {
         &[
             ("wire", &[]),
             ("limits", &[]),
-            ("auth", &[]),
-            ("identity", &["store"]),
+            ("sync", &[]),
+            ("auth", &["sync"]),
+            ("identity", &["store", "sync"]),
             ("store", &["wire"]),
             ("error", &["store"]),
             ("service", &["store"]),
-            ("realtime", &["store", "wire", "limits", "identity"]),
+            ("realtime", &["store", "wire", "limits", "identity", "sync"]),
             (
                 "cluster",
                 &["store", "realtime", "service", "wire", "identity"],
             ),
-            ("testing", &[]),
+            ("testing", &["store"]),
         ],
     );
 }
