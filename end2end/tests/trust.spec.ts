@@ -8,11 +8,20 @@ function roomName(label: string): string {
 /** Opens the actions menu of the message with `text`. */
 async function menu(page: Page, text: string) {
   const item = page.locator('li.msg', { hasText: text });
-  // Chromium updates :hover on mouse moves: after the page's layout changed
-  // under a resting pointer (a menu closed), move away first.
-  await page.mouse.move(0, 0);
-  await item.hover();
-  await item.getByLabel('Message actions').first().click();
+  const summary = item.getByLabel('Message actions').first();
+  // The button shows while the pointer is over the message. Broadcasts keep
+  // arriving (every 1-2 s here) and scroll the list, which can move the
+  // message out from under the pointer between hovering and clicking: aim
+  // again, as a person would, until the menu is open.
+  const details = item.locator('details.actions');
+  await expect(async () => {
+    if ((await details.getAttribute('open')) === null) {
+      await page.mouse.move(0, 0);
+      await item.hover();
+      await summary.click({ timeout: 1000 });
+    }
+    await expect(details).toHaveAttribute('open', '', { timeout: 1000 });
+  }).toPass({ timeout: 15_000 });
   return item;
 }
 
