@@ -25,6 +25,8 @@ mod imp {
 
     const BASE_DELAY_MS: f64 = 500.0;
     const MAX_DELAY_MS: f64 = 15_000.0;
+    /// Longest wait for the browser to take a frame.
+    const SEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
     pub fn run(handler: impl Handler) {
         leptos::task::spawn_local(async move {
@@ -70,8 +72,15 @@ mod imp {
                 out = outbox.next() => match out {
                     Some(frame) => {
                         let text = serde_json::to_string(&frame).expect("serialises");
-                        if sink.send(WsMessage::Text(text)).await.is_err() {
-                            break;
+                        // A socket closed before it opened (a network drop
+                        // while connecting) never becomes ready to send, and
+                        // its close is not seen while we wait here: give up
+                        // on it after a while and connect again.
+                        let send = sink.send(WsMessage::Text(text));
+                        let deadline = gloo_timers::future::sleep(SEND_DEADLINE);
+                        match futures::future::select(send, Box::pin(deadline)).await {
+                            futures::future::Either::Left((Ok(()), _)) => {}
+                            _ => break,
                         }
                     }
                     None => break,
