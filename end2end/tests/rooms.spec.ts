@@ -4,7 +4,7 @@ import { apiPost, confirmed, messageBox, newPage, openChat, send, uniq, waitLive
 test('rooms: join by name, shareable URL, back/forward, one WebSocket for the page', async ({ page }) => {
   const sockets: string[] = [];
   page.on('websocket', (ws) => sockets.push(ws.url()));
-  await openChat(page, 'roomer');
+  await openChat(page, uniq('roomer'));
   const room = uniq('e2e').toLowerCase().replace(/[^a-z0-9-]/g, '').slice(0, 30);
 
   await page.getByLabel('Join or create a room').fill(room);
@@ -48,7 +48,7 @@ test('the room list shows active rooms, newest first, with unread counts for thi
   await apiPost(a.page, room1, 'x', 'first room');
   await apiPost(a.page, room2, 'x', 'second room');
   // Visit room1 (marks it seen), then go to the lobby.
-  await openChat(a.page, 'reader', room1);
+  await openChat(a.page, uniq('reader'), room1);
   await a.page.getByRole('link', { name: `#lobby` }).click();
   await waitLive(a.page, 'lobby');
   // Two new messages arrive in room1 meanwhile.
@@ -68,7 +68,7 @@ test('the room list shows active rooms, newest first, with unread counts for thi
 });
 
 test('broadcasts reach a page whatever room it shows', async ({ page }) => {
-  await openChat(page, 'listener', `e2e-quiet-${Date.now().toString(36)}`);
+  await openChat(page, uniq('listener'), `e2e-quiet-${Date.now().toString(36)}`);
   const broadcasts = page.locator('li.msg.broadcast');
   const before = await broadcasts.count();
   await expect.poll(() => broadcasts.count(), { timeout: 10_000 }).toBeGreaterThan(before);
