@@ -27,6 +27,7 @@
 
 use std::{
     sync::Arc,
+    task::Poll,
     time::{Duration, Instant},
 };
 
@@ -62,12 +63,19 @@ use crate::{
 
 /// Per-socket buffer sizes. axum's defaults (128 KiB each) would cost
 /// ~134 KiB per idle connection; client frames are a few dozen bytes (the
-/// buffer grows for a bigger one, up to [`MAX_CLIENT_FRAME`]), and a zero
-/// write buffer writes each frame through at once. The read buffer stays
-/// allocated for the socket's life: 128 bytes instead of 1 KiB saved 0.9
-/// KiB per idle socket (docs/benchmarks.md, T3).
+/// buffer grows for a bigger one, up to [`MAX_CLIENT_FRAME`]). The read
+/// buffer stays allocated for the socket's life: 128 bytes instead of 1 KiB
+/// saved 0.9 KiB per idle socket (docs/benchmarks.md, T3).
 const READ_BUFFER: usize = 128;
-const WRITE_BUFFER: usize = 0;
+/// Frames queued for a socket are written together once they pass this
+/// many bytes, or at the flush that ends each batch ([`forward_ready`]): one
+/// `write` for the frames that were waiting instead of one per frame. The
+/// buffer keeps the capacity it grew to, so this bounds what a socket that
+/// once fell behind holds (a frame is ~200 bytes).
+const WRITE_BUFFER: usize = 2 * 1024;
+/// Live frames written in one batch at most, so a busy room cannot keep
+/// one socket's task from yielding.
+const MAX_BATCH: usize = 64;
 /// Clients only send control frames and tiny JSON: a frame (and a message)
 /// may be at most this big, so nobody can make the server buffer more.
 pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
@@ -377,16 +385,34 @@ struct Out<'a, S> {
 }
 
 impl<S: Sink<WsMessage> + Unpin> Out<'_, S> {
+    /// Sends `message` and flushes it (and anything queued before it).
     async fn send(&mut self, message: WsMessage) -> Result<(), End> {
-        match tokio::time::timeout(self.timeout, self.socket.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::PeerGone),
-            Err(_) => Err(End::SendTimeout),
-        }
+        Self::deadline(self.timeout, self.socket.send(message)).await
     }
 
     async fn text(&mut self, text: Utf8Bytes) -> Result<(), End> {
         self.send(WsMessage::Text(text)).await
+    }
+
+    /// Queues `text` to go out with the next [`Out::flush`] (or sooner, once
+    /// [`WRITE_BUFFER`] bytes are waiting).
+    async fn queue(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        Self::deadline(self.timeout, self.socket.feed(WsMessage::Text(text))).await
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        Self::deadline(self.timeout, self.socket.flush()).await
+    }
+
+    async fn deadline<E>(
+        timeout: Duration,
+        write: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<(), End> {
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::PeerGone),
+            Err(_) => Err(End::SendTimeout),
+        }
     }
 
     async fn frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
@@ -445,14 +471,13 @@ where
                 }
             },
             Ok(()) = epoch.changed() => return End::Restored,
-            Some((room, item)) = subs.streams.next() => match item {
-                Ok(frame) => {
-                    let mut out = Out { socket: &mut *socket, timeout: settings.send_timeout };
-                    if let Err(end) = forward(&mut out, deps, subs, &room, frame).await {
-                        return end;
-                    }
+            Some(first) = subs.streams.next() => {
+                let mut out = Out { socket: &mut *socket, timeout: settings.send_timeout };
+                // Boxed (one allocation per batch, not per frame): inline,
+                // its state would make every idle socket's task bigger.
+                if let Err(end) = Box::pin(forward_ready(&mut out, deps, subs, first)).await {
+                    return end;
                 }
-                Err(BroadcastStreamRecvError::Lagged(_)) => return End::Lagged,
             },
             incoming = socket.next() => {
                 let message = match incoming {
@@ -506,7 +531,38 @@ where
     }
 }
 
-/// Sends a live frame, keeping each room's messages gapless and in order.
+/// Writes `first` and every live frame already waiting behind it (at most
+/// [`MAX_BATCH`]) with one flush: when fan-out runs behind, a socket's
+/// queued frames leave in one `write`, not one each, which is what lets a
+/// busy core catch up (docs/benchmarks.md, T2).
+async fn forward_ready<S>(
+    out: &mut Out<'_, S>,
+    deps: &Deps,
+    subs: &mut Subscriptions,
+    first: (RoomId, Result<Frame, BroadcastStreamRecvError>),
+) -> Result<(), End>
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    let (mut room, mut item) = first;
+    let mut written = 1;
+    loop {
+        let frame = item.map_err(|BroadcastStreamRecvError::Lagged(_)| End::Lagged)?;
+        forward(out, deps, subs, &room, frame).await?;
+        if written == MAX_BATCH {
+            break;
+        }
+        // Polled with this task's waker: when nothing is waiting, the
+        // socket's loop is woken for the next frame as usual.
+        let next = std::future::poll_fn(|cx| Poll::Ready(subs.streams.poll_next_unpin(cx))).await;
+        let Poll::Ready(Some(next)) = next else { break };
+        (room, item) = next;
+        written += 1;
+    }
+    out.flush().await
+}
+
+/// Queues a live frame, keeping each room's messages gapless and in order.
 async fn forward<S>(
     out: &mut Out<'_, S>,
     deps: &Deps,
@@ -532,7 +588,7 @@ where
         }
         followed.last = seq;
     }
-    out.text(frame.text).await
+    out.queue(frame.text).await
 }
 
 async fn handle<S>(
@@ -728,10 +784,11 @@ where
             break;
         };
         for message in page.iter().take((limit - sent) as usize) {
-            out.text(Frame::new(message).text).await?;
+            out.queue(Frame::new(message).text).await?;
             last = message.seq;
             sent += 1;
         }
+        out.flush().await?;
     }
     Ok((last, sent))
 }
@@ -773,9 +830,12 @@ mod tests {
     };
 
     /// A socket made of two channels, so the loop runs without a network.
+    /// It notes how many frames each flush wrote (a real socket's `write`s).
     struct ChannelSocket {
         incoming: mpsc::UnboundedReceiver<Result<WsMessage, ()>>,
         outgoing: mpsc::Sender<WsMessage>,
+        queued: usize,
+        writes: Arc<std::sync::Mutex<Vec<usize>>>,
     }
 
     impl Stream for ChannelSocket {
@@ -794,13 +854,19 @@ mod tests {
             self.outgoing.poll_ready_unpin(cx)
         }
         fn start_send(mut self: Pin<&mut Self>, item: WsMessage) -> Result<(), Self::Error> {
+            self.queued += 1;
             self.outgoing.start_send_unpin(item)
         }
         fn poll_flush(
             mut self: Pin<&mut Self>,
             cx: &mut Context<'_>,
         ) -> Poll<Result<(), Self::Error>> {
-            self.outgoing.poll_flush_unpin(cx)
+            let flushed = self.outgoing.poll_flush_unpin(cx);
+            if flushed.is_ready() && self.queued > 0 {
+                let queued = std::mem::take(&mut self.queued);
+                self.writes.lock().unwrap().push(queued);
+            }
+            flushed
         }
         fn poll_close(
             mut self: Pin<&mut Self>,
@@ -888,14 +954,37 @@ mod tests {
             mpsc::Receiver<WsMessage>,
             tokio::task::JoinHandle<End>,
         ) {
+            let (in_tx, out_rx, task, _) = self.counted_socket(out_capacity, send_timeout);
+            (in_tx, out_rx, task)
+        }
+
+        /// [`Fixture::socket`], and the number of frames in each write.
+        #[allow(clippy::type_complexity)]
+        fn counted_socket(
+            &self,
+            out_capacity: usize,
+            send_timeout: Duration,
+        ) -> (
+            mpsc::UnboundedSender<Result<WsMessage, ()>>,
+            mpsc::Receiver<WsMessage>,
+            tokio::task::JoinHandle<End>,
+            Arc<std::sync::Mutex<Vec<usize>>>,
+        ) {
             let (in_tx, incoming) = mpsc::unbounded();
             let (outgoing, out_rx) = mpsc::channel(out_capacity);
+            let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let socket = ChannelSocket {
+                incoming,
+                outgoing,
+                queued: 0,
+                writes: writes.clone(),
+            };
             let task = tokio::spawn(serve_socket(
-                ChannelSocket { incoming, outgoing },
+                socket,
                 self.deps(),
                 self.session(send_timeout),
             ));
-            (in_tx, out_rx, task)
+            (in_tx, out_rx, task, writes)
         }
     }
 
@@ -949,6 +1038,42 @@ mod tests {
         }
         assert_eq!(close.map(|c| c.code), Some(CLOSE_TRY_AGAIN));
         assert_eq!(task.await.unwrap(), End::Lagged);
+    }
+
+    #[tokio::test]
+    async fn frames_waiting_for_a_socket_leave_in_one_write_in_order() {
+        let fx = Fixture::new(Default::default()).await;
+        let (_in_tx, mut rx, _task, writes) = fx.counted_socket(64, Duration::from_secs(30));
+        until_ready(&mut rx).await;
+        // Wait for the presence frame's write, then start counting afresh.
+        rx.next().await.unwrap();
+        writes.lock().unwrap().clear();
+
+        // Six messages (the hub keeps 8) committed while the socket's task
+        // is not running (one thread: it runs at the next await).
+        for seq in 1..=6 {
+            fx.hub.publish(message(seq));
+        }
+        let (mut seqs, mut frames) = (Vec::new(), 0);
+        while seqs.len() < 6 {
+            frames += 1;
+            if let WsMessage::Text(t) = rx.next().await.unwrap() {
+                if let Ok(ServerFrame::Message(m)) = serde_json::from_str::<ServerFrame>(&t) {
+                    seqs.push(m.seq);
+                }
+            }
+        }
+        assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+        // The room's presence update was waiting too.
+        while rx.try_recv().is_ok() {
+            frames += 1;
+        }
+        assert_eq!(*writes.lock().unwrap(), vec![frames], "one write for all");
+
+        // One at a time, each goes out at once.
+        fx.hub.publish(message(7));
+        rx.next().await.unwrap();
+        assert_eq!(*writes.lock().unwrap(), vec![frames, 1]);
     }
 
     #[tokio::test]
