@@ -34,6 +34,11 @@ apt_install() {
 
 ensure_rust() {
   command -v cargo >/dev/null || die "Rust is not installed: see https://rustup.rs"
+  # C code in the build: SQLite (cc) and the server's allocator, jemalloc (make).
+  if ! command -v cc >/dev/null || ! command -v make >/dev/null; then
+    log "installing a C compiler and make"
+    apt_install gcc make libc6-dev
+  fi
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     log "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
