@@ -944,23 +944,10 @@ mod tests {
             }
         }
 
-        /// Starts a socket; returns its frames in, frames out and the task.
-        fn socket(
-            &self,
-            out_capacity: usize,
-            send_timeout: Duration,
-        ) -> (
-            mpsc::UnboundedSender<Result<WsMessage, ()>>,
-            mpsc::Receiver<WsMessage>,
-            tokio::task::JoinHandle<End>,
-        ) {
-            let (in_tx, out_rx, task, _) = self.counted_socket(out_capacity, send_timeout);
-            (in_tx, out_rx, task)
-        }
-
-        /// [`Fixture::socket`], and the number of frames in each write.
+        /// Starts a socket; returns its frames in, frames out, the task and
+        /// the number of frames in each of its writes.
         #[allow(clippy::type_complexity)]
-        fn counted_socket(
+        fn socket(
             &self,
             out_capacity: usize,
             send_timeout: Duration,
@@ -1004,11 +991,11 @@ mod tests {
     async fn a_client_that_falls_behind_is_closed_with_1013_and_the_others_are_not_held_up() {
         let fx = Fixture::new(Default::default()).await;
         // A slow socket: its outgoing channel holds one frame until read.
-        let (_in_tx, mut slow, task) = fx.socket(0, Duration::from_secs(30));
+        let (_in_tx, mut slow, task, _) = fx.socket(0, Duration::from_secs(30));
         let ready = slow.next().await.unwrap();
         assert!(matches!(ready, WsMessage::Text(ref t) if t.contains(r#""type":"ready""#)));
         // A healthy socket in the same room.
-        let (_in_tx2, mut fast, _task2) = fx.socket(64, Duration::from_secs(30));
+        let (_in_tx2, mut fast, _task2, _) = fx.socket(64, Duration::from_secs(30));
         until_ready(&mut fast).await;
 
         // Twenty messages at a pace a healthy socket keeps up with; the slow
@@ -1043,7 +1030,7 @@ mod tests {
     #[tokio::test]
     async fn frames_waiting_for_a_socket_leave_in_one_write_in_order() {
         let fx = Fixture::new(Default::default()).await;
-        let (_in_tx, mut rx, _task, writes) = fx.counted_socket(64, Duration::from_secs(30));
+        let (_in_tx, mut rx, _task, writes) = fx.socket(64, Duration::from_secs(30));
         until_ready(&mut rx).await;
         // Wait for the presence frame's write, then start counting afresh.
         rx.next().await.unwrap();
@@ -1079,7 +1066,7 @@ mod tests {
     #[tokio::test]
     async fn a_peer_that_stops_reading_is_dropped_at_the_send_deadline() {
         let fx = Fixture::new(Default::default()).await;
-        let (_in_tx, mut stalled, task) = fx.socket(0, Duration::from_millis(200));
+        let (_in_tx, mut stalled, task, _) = fx.socket(0, Duration::from_millis(200));
         until_ready(&mut stalled).await;
         // It never reads again: the next frame cannot go out.
         fx.hub.publish(message(1));
@@ -1101,7 +1088,7 @@ mod tests {
             ..Default::default()
         })
         .await;
-        let (tx, mut out, task) = fx.socket(256, Duration::from_secs(5));
+        let (tx, mut out, task, _) = fx.socket(256, Duration::from_secs(5));
         until_ready(&mut out).await;
         for _ in 0..100 {
             let frame = r#"{"type":"ping"}"#;
@@ -1136,7 +1123,7 @@ mod tests {
     async fn presence_leaves_with_a_socket_whose_send_fails_mid_join() {
         let fx = Fixture::new(Default::default()).await;
         // The peer reads `ready` and hangs up before the presence frame.
-        let (_in_tx, mut out, task) = fx.socket(0, Duration::from_secs(5));
+        let (_in_tx, mut out, task, _) = fx.socket(0, Duration::from_secs(5));
         let first = out.next().await.unwrap();
         assert!(matches!(first, WsMessage::Text(ref t) if t.contains("ready")));
         drop(out);
