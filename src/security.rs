@@ -7,7 +7,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use app::api::{
-    http::{origin_allowed, Peer},
+    http::{origin_allowed, PageCsp, Peer},
     ApiError,
 };
 use axum::{
@@ -30,10 +30,12 @@ pub struct SecuritySettings {
 /// Adds the security headers every response carries.
 pub async fn headers(
     State(settings): State<Arc<SecuritySettings>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let https = req.extensions().get::<Peer>().is_some_and(|p| p.https);
+    let page_csp = PageCsp::default();
+    req.extensions_mut().insert(page_csp.clone());
     let mut response = next.run(req).await;
     let h = response.headers_mut();
     h.insert(
@@ -45,11 +47,16 @@ pub async fn headers(
         header::REFERRER_POLICY,
         HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
+    let rendered = page_csp.take();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        );
+        let csp = match rendered {
+            Some(page) => {
+                tracing::warn!("the page policy was missing from the rendered response; used the render's copy");
+                page
+            }
+            None => HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        };
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     if https && settings.hsts_max_age_secs > 0 {
         if let Ok(v) = HeaderValue::from_str(&format!(

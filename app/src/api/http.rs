@@ -45,14 +45,13 @@ pub fn origin_allowed(origin: &str, host: Option<&str>, https: bool, allowed: &[
 /// everything else from this origin (and its WebSocket) only, never framed.
 /// Called from the page shell while it renders.
 pub fn set_page_csp() {
-    let Some(res) = use_context::<ResponseOptions>() else {
-        return;
-    };
     let nonce = leptos::nonce::use_nonce()
         .map(|n| n.to_string())
         .unwrap_or_default();
     let https = peer().is_some_and(|p| p.https);
-    let host = use_context::<Parts>()
+    let parts = use_context::<Parts>();
+    let host = parts
+        .as_ref()
         .and_then(|p| p.headers.get(header::HOST).cloned())
         .and_then(|h| h.to_str().ok().map(str::to_owned));
     let socket = match host {
@@ -71,8 +70,33 @@ pub fn set_page_csp() {
          style-src 'self'; img-src 'self' data:; connect-src 'self'{socket}{dev}; \
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
-    if let Ok(value) = HeaderValue::from_str(&csp) {
+    let Ok(value) = HeaderValue::from_str(&csp) else {
+        return;
+    };
+    if let Some(slot) = parts.and_then(|p| p.extensions.get::<PageCsp>().cloned()) {
+        slot.set(value.clone());
+    }
+    if let Some(res) = use_context::<ResponseOptions>() {
         res.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// Where the page's policy also goes: a request extension the security
+/// middleware put there and reads when the response is done. Now and then
+/// (a few pages in a hundred under the browser tests) leptos_axum's
+/// `ResponseOptions` came back without the header, and the page went out
+/// with the deny-all policy and never hydrated; the middleware then uses
+/// this copy.
+#[derive(Debug, Clone, Default)]
+pub struct PageCsp(std::sync::Arc<std::sync::Mutex<Option<HeaderValue>>>);
+
+impl PageCsp {
+    pub fn set(&self, value: HeaderValue) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    }
+
+    pub fn take(&self) -> Option<HeaderValue> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
