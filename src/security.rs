@@ -1,8 +1,8 @@
 //! Response headers that keep the pages safe to embed nowhere and to sniff
 //! never, and the guard that refuses cross-site form posts. The page's
-//! Content-Security-Policy carries a per-render nonce, so it is set where
-//! the page is rendered (`app::api::http::set_page_csp`); every other
-//! response gets a deny-all policy here.
+//! Content-Security-Policy carries a per-render nonce, so the page's shell
+//! writes it (`app::api::http::set_page_csp`) into a slot this middleware
+//! hands it (`PageCsp`); every other response gets a deny-all policy here.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -34,8 +34,12 @@ pub async fn headers(
     next: Next,
 ) -> Response {
     let https = req.extensions().get::<Peer>().is_some_and(|p| p.https);
-    let page_csp = PageCsp::default();
-    req.extensions_mut().insert(page_csp.clone());
+    // Pages are GETs: only they get a slot for their policy.
+    let page_csp = (req.method() == Method::GET).then(|| {
+        let slot = PageCsp::default();
+        req.extensions_mut().insert(slot.clone());
+        slot
+    });
     let mut response = next.run(req).await;
     let h = response.headers_mut();
     h.insert(
@@ -47,15 +51,12 @@ pub async fn headers(
         header::REFERRER_POLICY,
         HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
-    let rendered = page_csp.take();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        let csp = match rendered {
-            Some(page) => {
-                tracing::warn!("the page policy was missing from the rendered response; used the render's copy");
-                page
-            }
-            None => HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        };
+        let csp = page_csp
+            .and_then(|slot| slot.get())
+            .unwrap_or(HeaderValue::from_static(
+                "default-src 'none'; frame-ancestors 'none'",
+            ));
         h.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     if https && settings.hsts_max_age_secs > 0 {

@@ -157,7 +157,19 @@ both_backends!(
         assert_eq!(res.headers()["location"], "/r/lobby");
         let res = app.http.get(app.url("/r/lobby")).send().await.unwrap();
         assert_eq!(res.status(), 200);
+        let csp = res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let html = res.text().await.unwrap();
+        // The page's own policy, whose nonce its scripts carry.
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("a nonce in {csp}"));
+        assert!(csp.contains("'strict-dynamic' 'wasm-unsafe-eval'"), "{csp}");
+        assert!(html.contains(&format!(r#"nonce="{nonce}""#)));
 
         assert!(html.contains(r#"role="log""#));
         assert!(html.contains(r#"aria-live="polite""#));

@@ -39,22 +39,28 @@ pub fn origin_allowed(origin: &str, host: Option<&str>, https: bool, allowed: &[
     })
 }
 
-/// Sets the page's Content-Security-Policy, with this render's nonce:
-/// scripts only from the nonced hydration script and what it imports
+/// The page's Content-Security-Policy, with this render's nonce: scripts
+/// only from the nonced hydration script and what it imports
 /// (`'strict-dynamic'`), the WASM it compiles (`'wasm-unsafe-eval'`),
 /// everything else from this origin (and its WebSocket) only, never framed.
-/// Called from the page shell while it renders.
+/// Called from the page shell while it renders; the security middleware puts
+/// it on the response ([`PageCsp`]).
 pub fn set_page_csp() {
+    let Some(parts) = use_context::<Parts>() else {
+        return;
+    };
+    let Some(slot) = parts.extensions.get::<PageCsp>() else {
+        return;
+    };
     let nonce = leptos::nonce::use_nonce()
         .map(|n| n.to_string())
         .unwrap_or_default();
     let https = peer().is_some_and(|p| p.https);
-    let parts = use_context::<Parts>();
-    let host = parts
-        .as_ref()
-        .and_then(|p| p.headers.get(header::HOST).cloned())
-        .and_then(|h| h.to_str().ok().map(str::to_owned));
-    let socket = match host {
+    let socket = match parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    {
         Some(host) if https => format!(" wss://{host}"),
         Some(host) => format!(" ws://{host}"),
         None => String::new(),
@@ -70,33 +76,28 @@ pub fn set_page_csp() {
          style-src 'self'; img-src 'self' data:; connect-src 'self'{socket}{dev}; \
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
-    let Ok(value) = HeaderValue::from_str(&csp) else {
-        return;
-    };
-    if let Some(slot) = parts.and_then(|p| p.extensions.get::<PageCsp>().cloned()) {
-        slot.set(value.clone());
-    }
-    if let Some(res) = use_context::<ResponseOptions>() {
-        res.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        slot.set(value);
     }
 }
 
-/// Where the page's policy also goes: a request extension the security
-/// middleware put there and reads when the response is done. Now and then
-/// (a few pages in a hundred under the browser tests) leptos_axum's
-/// `ResponseOptions` came back without the header, and the page went out
-/// with the deny-all policy and never hydrated; the middleware then uses
-/// this copy.
+/// A page's policy on its way from the render to the response: the
+/// security middleware puts an empty one in each page request's
+/// extensions, the shell fills it ([`set_page_csp`]), and the middleware
+/// sets it on the response (responses without one get a deny-all policy).
+/// Not leptos_axum's `ResponseOptions`: through those the header was now and
+/// then missing (a few pages in a hundred under the browser tests), and the
+/// page went out with the deny-all policy and never hydrated.
 #[derive(Debug, Clone, Default)]
-pub struct PageCsp(std::sync::Arc<std::sync::Mutex<Option<HeaderValue>>>);
+pub struct PageCsp(std::sync::Arc<std::sync::OnceLock<HeaderValue>>);
 
 impl PageCsp {
     pub fn set(&self, value: HeaderValue) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+        let _ = self.0.set(value);
     }
 
-    pub fn take(&self) -> Option<HeaderValue> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    pub fn get(&self) -> Option<HeaderValue> {
+        self.0.get().cloned()
     }
 }
 
