@@ -439,6 +439,10 @@ where
         socket: &mut *socket,
         timeout: settings.send_timeout,
     };
+    // Watched from before the first subscribe: a ban (or restore) made
+    // while the backlog and `ready` go out must still end the socket.
+    let mut bans = deps.bans.changed();
+    let mut epoch = deps.hub.epoch_changes();
     let first = Box::pin(subscribe(
         &mut out,
         deps,
@@ -455,8 +459,6 @@ where
     let mut heard_since_ping = true;
     let mut last_typing: Option<Instant> = None;
     let mut strikes: u8 = 0;
-    let mut bans = deps.bans.changed();
-    let mut epoch = deps.hub.epoch_changes();
     let banned = |deps: &Deps| {
         session
             .author
