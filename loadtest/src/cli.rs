@@ -353,6 +353,12 @@ pub struct WriteArgs {
     /// Read every room back and check gapless seqs and ids stored once
     #[arg(long)]
     pub verify: bool,
+
+    /// Watch every room with one WebSocket on the last --url (with two
+    /// instances: the one not posted to) and check each stored post arrives
+    /// once, in order
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,14 +7,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::StreamExt;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, task::JoinHandle};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     cli::{PostTo, WriteArgs},
+    client::{self, Frame},
     hist::Latency,
     net,
-    stats::Rng,
+    stats::{ClientStats, Rng},
     sys,
 };
 
@@ -68,6 +71,18 @@ pub async fn write_mode(a: &WriteArgs) -> u8 {
         );
         return 2;
     }
+    let watchers = if a.watch {
+        let base = urls.last().expect("at least one url");
+        match watch_rooms(base, &rooms).await {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("loadtest: watching {base}: {e}");
+                return 2;
+            }
+        }
+    } else {
+        Vec::new()
+    };
 
     let pids: Vec<String> = a.target.pid.iter().map(u32::to_string).collect();
     let cpu0: Option<u64> = pids.iter().map(|p| sys::cpu_ticks(p)).sum();
@@ -192,7 +207,30 @@ pub async fn write_mode(a: &WriteArgs) -> u8 {
         );
         verify_ok = Some(ok);
     }
-    let pass = failed == 0 && p.acked > 0 && verify_ok != Some(false);
+    let mut watch_ok = None;
+    if a.watch {
+        let heads: Vec<i64> = p
+            .acked_ids
+            .iter()
+            .map(|ids| ids.values().copied().max().unwrap_or(0))
+            .collect();
+        let w = finish_watch(watchers, &heads).await;
+        println!(
+            "watch       {} rooms on {}: {} delivered, {} lost, {} twice, {} out of order{}",
+            rooms.len(),
+            urls.last().expect("at least one url"),
+            w.delivered,
+            w.lost,
+            w.duplicates,
+            w.out_of_order,
+            w.error
+                .as_ref()
+                .map(|e| format!("; a socket ended: {e}"))
+                .unwrap_or_default()
+        );
+        watch_ok = Some(w.ok());
+    }
+    let pass = failed == 0 && p.acked > 0 && verify_ok != Some(false) && watch_ok != Some(false);
     println!(
         "SUMMARY mode=write rooms={} rate={}/s duration={}s acked={}/{} stored_rate={stored_rate:.1}/s p50={} p99={} max={} errors={failed} verify={} result={}",
         rooms.len(),
@@ -212,6 +250,104 @@ pub async fn write_mode(a: &WriteArgs) -> u8 {
     );
     net::rate_limit_notice();
     u8::from(!pass)
+}
+
+/// One socket per room, ready before the first post; each task records the
+/// seqs its room delivers until it has seen the head it is then sent, the
+/// deadline sent with it passes, or the socket ends.
+type Watcher = (
+    JoinHandle<ClientStats>,
+    tokio::sync::oneshot::Sender<(i64, tokio::time::Instant)>,
+);
+
+async fn watch_rooms(base: &str, rooms: &[String]) -> Result<Vec<Watcher>, String> {
+    let mut watchers = Vec::with_capacity(rooms.len());
+    for room in rooms {
+        let (mut ws, head) = client::connect_ready(&net::ws_url(base, room, None), room).await?;
+        let (tx, mut until) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut st = ClientStats::new(head);
+            let (mut want, mut deadline) = (i64::MAX, None);
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            while st.max_seq < want {
+                tokio::select! {
+                    msg = ws.next() => match msg {
+                        Some(Ok(Message::Text(text))) => {
+                            if let Ok(f) = serde_json::from_str::<Frame>(text.as_str()) {
+                                if f.ty == "message" {
+                                    st.record(f.seq, None);
+                                }
+                            }
+                        }
+                        Some(Ok(Message::Close(f))) => {
+                            st.error = Some(net::close_text(f.as_ref()));
+                            break;
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            st.error = Some(format!("read error: {e}"));
+                            break;
+                        }
+                        None => {
+                            st.error = Some("connection ended".into());
+                            break;
+                        }
+                    },
+                    end = &mut until, if deadline.is_none() => {
+                        let (head, at) = end.unwrap_or((0, tokio::time::Instant::now()));
+                        (want, deadline) = (head, Some(at));
+                    }
+                    _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => {
+                        st.error = Some("still waiting at the deadline".into());
+                        break;
+                    }
+                }
+            }
+            st
+        });
+        watchers.push((task, tx));
+    }
+    Ok(watchers)
+}
+
+#[derive(Default)]
+struct Watched {
+    delivered: u64,
+    lost: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    error: Option<String>,
+}
+
+impl Watched {
+    fn ok(&self) -> bool {
+        self.lost == 0 && self.duplicates == 0 && self.out_of_order == 0 && self.error.is_none()
+    }
+}
+
+/// Tells each watcher its room's head; what has not arrived 10 s after the
+/// last post answered is lost.
+async fn finish_watch(watchers: Vec<Watcher>, heads: &[i64]) -> Watched {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut tasks = Vec::with_capacity(watchers.len());
+    for ((task, tx), &head) in watchers.into_iter().zip(heads) {
+        let _ = tx.send((head, deadline));
+        tasks.push((task, head));
+    }
+    let mut w = Watched::default();
+    for (task, head) in tasks {
+        let st = task
+            .await
+            .unwrap_or_else(|e| ClientStats::failed(e.to_string()));
+        w.delivered += st.distinct;
+        w.lost += st.missing(head);
+        w.duplicates += st.duplicates;
+        w.out_of_order += st.out_of_order;
+        if st.max_seq < head {
+            w.error = w.error.or(st.error);
+        }
+    }
+    w
 }
 
 /// A stored message as read back (the fields checked).

@@ -55,6 +55,54 @@ both_backends!(
     }
 );
 
+both_backends!(
+    retries_among_new_posts_take_no_seq,
+    |db: TestDb| async move {
+        // Concurrent posts are stored together (PostgreSQL: one transaction
+        // per batch). Retries in such a batch must be answered as first
+        // stored, and only the new posts take seqs.
+        let app = spawn_app(db, &[]).await;
+        let post = |id: String, content: String| {
+            let (http, url) = (app.http.clone(), app.url("/api/messages"));
+            tokio::spawn(async move {
+                let body =
+                    json!({"sender": "alice", "content": content, "id": id, "room": "mixed"});
+                let res = http.post(url).json(&body).send().await.unwrap();
+                assert_eq!(res.status(), 201);
+                res.json::<Value>().await.unwrap()
+            })
+        };
+        let ids: Vec<String> = (0..10).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        let mut first = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            first.push(post(id.clone(), format!("first {i}")).await.unwrap());
+        }
+        let retries: Vec<_> = ids
+            .iter()
+            .map(|id| post(id.clone(), "again".into()))
+            .collect();
+        let fresh: Vec<_> = (0..10)
+            .map(|i| post(uuid::Uuid::new_v4().to_string(), format!("new {i}")))
+            .collect();
+        for (retry, original) in retries.into_iter().zip(&first) {
+            assert_eq!(
+                &retry.await.unwrap(),
+                original,
+                "a retry gets the stored message"
+            );
+        }
+        let mut new_seqs = Vec::new();
+        for f in fresh {
+            new_seqs.push(f.await.unwrap()["seq"].as_i64().unwrap());
+        }
+        new_seqs.sort_unstable();
+        assert_eq!(new_seqs, (11..=20).collect::<Vec<i64>>());
+        let stored = app.messages("?room=mixed").await;
+        let seqs: Vec<i64> = stored.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, (1..=20).collect::<Vec<i64>>());
+    }
+);
+
 both_backends!(bad_input_gets_clear_errors, |db: TestDb| async move {
     let app = spawn_app(db, &[]).await;
     let cases = [

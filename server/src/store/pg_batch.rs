@@ -7,9 +7,11 @@
 //! `pg_notify` per message (in seq order), one commit. While it commits the
 //! next posts queue up, so the batch grows with the load and the WAL is
 //! flushed once per batch instead of once per post. Seqs stay gapless and
-//! committed in order; a retry (a known id) is answered from the table
-//! without taking a seq, and if an id arrives meanwhile through another
-//! instance the batch is undone and stored one post at a time.
+//! committed in order. A batch is first stored as if every id were new (no
+//! look-up: retries are rare); if one was stored before, the batch is undone
+//! and stored again with the known ids answered from the table (a retry takes
+//! no seq), and if an id arrives meanwhile through another instance, one post
+//! at a time.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -49,13 +51,17 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Post>) {
 /// Stores one batch and answers every post in it.
 async fn store(pool: &PgPool, batch: Vec<Post>) {
     metrics::histogram!("post_batch_size").record(batch.len() as f64);
-    match try_batch(pool, &batch).await {
+    let mut result = try_batch(pool, &batch, Known::Unchecked).await;
+    if let Err(Fallback::KnownIds) = result {
+        result = try_batch(pool, &batch, Known::LookUp).await;
+    }
+    match result {
         Ok(results) => {
             for (post, result) in batch.into_iter().zip(results) {
                 let _ = post.reply.send(Ok(result));
             }
         }
-        Err(Fallback::OneByOne) => {
+        Err(Fallback::OneByOne | Fallback::KnownIds) => {
             for post in batch {
                 let result = super::postgres::insert_one(pool, post.new).await;
                 let _ = post.reply.send(result);
@@ -75,7 +81,16 @@ async fn store(pool: &PgPool, batch: Vec<Post>) {
     }
 }
 
+/// Whether a batch looks for ids stored before (retries) first.
+#[derive(Clone, Copy, PartialEq)]
+enum Known {
+    Unchecked,
+    LookUp,
+}
+
 enum Fallback {
+    /// An id of the batch was stored before: try again, looking them up.
+    KnownIds,
     /// An id of the batch was stored meanwhile (another instance): store
     /// them one by one, which handles that.
     OneByOne,
@@ -94,10 +109,10 @@ impl From<StoreError> for Fallback {
     }
 }
 
-async fn try_batch(pool: &PgPool, batch: &[Post]) -> Result<Vec<Inserted>, Fallback> {
-    // Retries first: ids already stored are answered as they are.
-    let ids: Vec<Uuid> = batch.iter().map(|p| p.new.id).collect();
-    let known: HashMap<Uuid, Message> = {
+async fn try_batch(pool: &PgPool, batch: &[Post], look: Known) -> Result<Vec<Inserted>, Fallback> {
+    // Retries: ids already stored are answered as they are.
+    let known: HashMap<Uuid, Message> = if look == Known::LookUp {
+        let ids: Vec<Uuid> = batch.iter().map(|p| p.new.id).collect();
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM messages WHERE id = ANY($1)"
         ))
@@ -107,6 +122,8 @@ async fn try_batch(pool: &PgPool, batch: &[Post]) -> Result<Vec<Inserted>, Fallb
         rows.iter()
             .map(|r| decode_message(r).map(|m| (m.id, m)))
             .collect::<Result<_, _>>()?
+    } else {
+        HashMap::new()
     };
     // The rest, once each (two copies of one id in a batch: the first counts),
     // by room (in name order, so instances lock rooms in the same order).
@@ -127,7 +144,10 @@ async fn try_batch(pool: &PgPool, batch: &[Post]) -> Result<Vec<Inserted>, Fallb
         let expected: usize = fresh.values().map(Vec::len).sum();
         if messages.len() != expected {
             tx.rollback().await?;
-            return Err(Fallback::OneByOne);
+            return Err(match look {
+                Known::Unchecked => Fallback::KnownIds,
+                Known::LookUp => Fallback::OneByOne,
+            });
         }
         // Delivered to every listener at commit, in commit order (by room,
         // then seq).
