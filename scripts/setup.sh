@@ -8,6 +8,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARGO_LEPTOS_VERSION="0.3.11"
 WASM_BINDGEN_VERSION="0.2.130"   # must equal the wasm-bindgen pin in Cargo.toml
 LEPTOS_TOOLCHAIN="1.96.0"        # cargo-leptos 0.3.11 needs rustc >= 1.96 to build itself
+# The release WASM only: a pinned nightly rebuilds the standard library for
+# size (docs/benchmarks.md, "WASM size"). Everything else builds on stable.
+WASM_TOOLCHAIN="nightly-2026-05-20"
+WASM_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none"
 
 # Builds are cached outside the clone so a fresh clone reuses them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chat-target}"
@@ -85,17 +89,36 @@ ensure_chromium() {
   export CHROMIUM_PATH
 }
 
+ensure_wasm_toolchain() {
+  rustup toolchain list | grep -q "^$WASM_TOOLCHAIN" && return
+  log "installing Rust $WASM_TOOLCHAIN for the release WASM (a download, once)"
+  rustup toolchain install "$WASM_TOOLCHAIN" --profile minimal \
+    --component rust-src --target wasm32-unknown-unknown
+}
+
 ensure_build_tools() {
   ensure_rust
+  ensure_wasm_toolchain
   ensure_cargo_leptos
   ensure_wasm_bindgen
   ensure_node
 }
 
-# The release build: server, WASM (hashed names), and brotli/gzip copies of
-# every asset; `hash.txt` also goes into the site so a copy of the site (the
-# Dockerfile's) finds the hashed names without the build directory.
+# The release build: WASM (hashed names) and brotli/gzip copies of every
+# asset, then the server; `hash.txt` also goes into the site so a copy of the
+# site (the Dockerfile's) finds the hashed names without the build directory.
+# The WASM is built with the standard library rebuilt for size: panics abort
+# without a message, `{:?}` prints nothing and panic locations are left out
+# (the browser needs none of them). Both halves erase component types
+# (`erase_components`: smaller WASM, ~9 % slower page rendering); hydration
+# fails unless server and browser agree on it.
 build_release() {
-  (cd "$ROOT" && cargo leptos build --release --precompress)
+  ensure_wasm_toolchain
+  local erase="--cfg erase_components"
+  (cd "$ROOT" && RUSTUP_TOOLCHAIN="$WASM_TOOLCHAIN" CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$WASM_RUSTFLAGS $erase" \
+    cargo leptos build --release --precompress --frontend-only)
+  (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} $erase" \
+    cargo leptos build --release --precompress --server-only)
   cp "$CARGO_TARGET_DIR/release/hash.txt" "$ROOT/target/site/hash.txt"
 }

@@ -6,12 +6,13 @@ import { uniq } from './helpers';
 // what a second visit asks again. Sizes are deterministic for a build, so
 // these are budgets, not timings. KB = 1000 bytes.
 //
-// The project's targets are 250 KB of WASM and 320 KB for a first visit;
-// the app is not there yet (docs/benchmarks.md, "First load": about 345 KB
-// of WASM). Until it is, these ceilings keep it from growing: lower them
-// with every saving, never raise them without saying why.
-const WASM_BUDGET = 350_000;
-const FIRST_VISIT_BUDGET = 370_000;
+// The project's targets are 250 KB of WASM and 320 KB for a first visit.
+// The first visit meets its target (about 313 KB); the WASM does not yet
+// (about 296 KB brotli: docs/benchmarks.md, "WASM size"), so its ceiling
+// keeps it from growing: lower it with every saving, never raise it without
+// saying why.
+const WASM_BUDGET = 300_000;
+const FIRST_VISIT_BUDGET = 320_000;
 
 type Seen = { url: string; type: string; status: number; encoding: string; cache: string; bytes: number; cached: boolean };
 

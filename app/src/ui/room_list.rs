@@ -96,6 +96,10 @@ pub fn RoomList() -> impl IntoView {
                         // <A> marks the current room with aria-current itself.
                         let name = r.name.clone();
                         let last_seq = r.last_seq;
+                        // Read with `try_get`: the link's attribute effects
+                        // can outlive this list's owner for a moment when the
+                        // list is replaced (seen with `erase_components`), and
+                        // reading a disposed signal panics.
                         let unread = Signal::derive(move || {
                             if current.with(|c| *c == name) {
                                 return 0;
@@ -105,7 +109,7 @@ pub fn RoomList() -> impl IntoView {
 
                         let label = {
                             let name = r.name.clone();
-                            move || match unread.get() {
+                            move || match unread.try_get().unwrap_or(0) {
                                 0 => format!("#{name}"),
                                 n => format!("#{name}, {n} unread"),
                             }
@@ -121,9 +125,9 @@ pub fn RoomList() -> impl IntoView {
                                         "#"
                                     </span>
                                     <span class="name">{r.name.clone()}</span>
-                                    <Show when=move || { unread.get() > 0 }>
+                                    <Show when=move || { unread.try_get().unwrap_or(0) > 0 }>
                                         <span class="badge" aria-hidden="true">
-                                            {move || unread.get().min(99)}
+                                            {move || unread.try_get().unwrap_or(0).min(99)}
                                         </span>
                                     </Show>
                                 </A>
