@@ -90,7 +90,10 @@ ensure_chromium() {
 }
 
 ensure_wasm_toolchain() {
-  rustup toolchain list | grep -q "^$WASM_TOOLCHAIN" && return
+  if rustup component list --toolchain "$WASM_TOOLCHAIN" --installed 2>/dev/null | grep -q '^rust-src' \
+    && rustup target list --toolchain "$WASM_TOOLCHAIN" --installed | grep -qx wasm32-unknown-unknown; then
+    return
+  fi
   log "installing Rust $WASM_TOOLCHAIN for the release WASM (a download, once)"
   rustup toolchain install "$WASM_TOOLCHAIN" --profile minimal \
     --component rust-src --target wasm32-unknown-unknown
