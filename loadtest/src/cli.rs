@@ -78,16 +78,21 @@ Sweep: --sweep-clients 500,1000,2000 opens sockets in steps (500, then 500
 more, then 1000 more) and reads VmRSS after each; --svg draws server memory
 and KiB per socket against open sockets.")]
     Idle(IdleArgs),
-    /// Persisted-write throughput: posts only, open loop, optional read-back check
+    /// Persisted-write throughput: posts only, open loop, optional read-back and delivery checks
     #[command(long_about = "\
-Persisted-write throughput: POSTs only (no WebSockets) at --rate per second
+Persisted-write throughput: POSTs (no WebSockets but --watch's) at --rate per second
 (open loop, at most --posters in flight) for --duration s, into one room or
 spread round-robin over --rooms N. Reports the achieved rate of stored
 (acknowledged) posts, post latency and errors by cause.
 
 --verify then reads every room back through GET /api/messages and checks that
 its seqs are gapless 1..N, that every acknowledged id is stored exactly once
-and under the seq its acknowledgement named.")]
+and under the seq its acknowledgement named.
+
+--watch opens one WebSocket per room on the last --url before posting (with two
+instances and --post-to first: the instance not posted to) and checks that
+every stored post arrives there once and in order, within 10 s of the last
+answer.")]
     Write(WriteArgs),
     /// Resume storm: many sockets reconnect with after=<last seq> at once
     #[command(long_about = "\
@@ -795,6 +800,18 @@ mod tests {
         assert_eq!(a.post_to, PostTo::Alternate);
         let a = load("load --urls http://a:1,http://b:2/");
         assert_eq!(a.target.urls(), ["http://a:1", "http://b:2"]);
+        match p("write --urls http://a:1,http://b:2 --rooms 100 --watch --verify")
+            .unwrap()
+            .mode
+        {
+            Mode::Write(w) => {
+                assert_eq!(w.target.urls(), ["http://a:1", "http://b:2"]);
+                assert_eq!(w.post_to, PostTo::First);
+                assert!(w.watch && w.verify);
+                assert_eq!(w.rooms, 100);
+            }
+            m => panic!("not write: {m:?}"),
+        }
         assert!(p("idle --urls http://a:1,http://b:2").is_err());
         assert!(p("pages --url http://a:1 --url http://b:2").is_err());
         assert!(p("first-load --urls http://a:1,http://b:2").is_err());
