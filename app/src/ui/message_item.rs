@@ -70,7 +70,7 @@ pub fn MessageItem(message: Message, grouped: bool) -> impl IntoView {
     view! {
         <li
             class="msg"
-            class:own=own
+            class:own=move || own.try_get().unwrap_or(false)
             class:broadcast=broadcast
             class:grouped=grouped
             class:deleted=deleted
