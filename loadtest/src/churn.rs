@@ -192,8 +192,8 @@ async fn churn(
                 return Err((c, Stop::Failed(why)));
             }
         };
-        match msg {
-            Some(Ok(Message::Text(text))) => match classify(text.as_str()) {
+        match client::text_of(msg) {
+            Ok(Some(text)) => match classify(text.as_str()) {
                 Answer::Ready(room) if room != home => {
                     c.readies += 1;
                     answered += 1;
@@ -212,12 +212,8 @@ async fn churn(
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             },
-            Some(Ok(Message::Close(f))) => {
-                return Err((c, Stop::Failed(net::close_text(f.as_ref()))));
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err((c, Stop::Failed(format!("read error: {e}")))),
-            None => return Err((c, Stop::Failed("connection ended".into()))),
+            Ok(None) => {}
+            Err(why) => return Err((c, Stop::Failed(why))),
         }
     }
     Ok(c)

@@ -111,6 +111,21 @@ pub async fn connect_ready(ws_url: &str, room: &str) -> Result<(Ws, i64), String
     Err("connection ended before ready".into())
 }
 
+/// One read from a socket: `Ok(Some(text))` for a text frame, `Ok(None)` for
+/// any other frame (pings are answered by tungstenite while reading), or why
+/// the socket ended.
+pub fn text_of(
+    msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Option<tokio_tungstenite::tungstenite::Utf8Bytes>, String> {
+    match msg {
+        Some(Ok(Message::Text(text))) => Ok(Some(text)),
+        Some(Ok(Message::Close(f))) => Err(net::close_text(f.as_ref())),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(format!("read error: {e}")),
+        None => Err("connection ended".into()),
+    }
+}
+
 /// Opens a socket (no frames read yet); a refused upgrade names its status.
 pub async fn connect(ws_url: &str) -> Result<Ws, String> {
     let (ws, _) = connect_async_with_config(ws_url, Some(ws_config()), true)
@@ -166,8 +181,8 @@ pub async fn run(
             biased;
             msg = ws.next() => {
                 let now = sh.now_us();
-                match msg {
-                    Some(Ok(Message::Text(text))) => {
+                match text_of(msg) {
+                    Ok(Some(text)) => {
                         let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else {
                             continue;
                         };
@@ -187,17 +202,9 @@ pub async fn run(
                         st.record(frame.seq, latency);
                         sh.last[idx].store(st.max_seq, Ordering::Relaxed);
                     }
-                    Some(Ok(Message::Close(f))) => {
-                        st.error = Some(net::close_text(f.as_ref()));
-                        break;
-                    }
-                    Some(Ok(_)) => {} // pings are answered by tungstenite while reading
-                    Some(Err(e)) => {
-                        st.error = Some(format!("read error: {e}"));
-                        break;
-                    }
-                    None => {
-                        st.error = Some("connection ended".into());
+                    Ok(None) => {}
+                    Err(why) => {
+                        st.error = Some(why);
                         break;
                     }
                 }

@@ -312,8 +312,8 @@ async fn resume_one(url: &str, room: &str, last: i64, head: i64, timeout: Durati
                 break;
             }
         };
-        match msg {
-            Some(Ok(Message::Text(text))) => {
+        match client::text_of(msg) {
+            Ok(Some(text)) => {
                 let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else {
                     continue;
                 };
@@ -341,17 +341,9 @@ async fn resume_one(url: &str, room: &str, last: i64, head: i64, timeout: Durati
                     _ => {}
                 }
             }
-            Some(Ok(Message::Close(f))) => {
-                out.error = Some(net::close_text(f.as_ref()));
-                break;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                out.error = Some(format!("read error: {e}"));
-                break;
-            }
-            None => {
-                out.error = Some("connection ended".into());
+            Ok(None) => {}
+            Err(why) => {
+                out.error = Some(why);
                 break;
             }
         }

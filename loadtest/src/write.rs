@@ -10,7 +10,6 @@ use std::{
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::{sync::Semaphore, task::JoinHandle};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     cli::{PostTo, WriteArgs},
@@ -271,25 +270,17 @@ async fn watch_rooms(base: &str, rooms: &[String]) -> Result<Vec<Watcher>, Strin
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
             while st.max_seq < want {
                 tokio::select! {
-                    msg = ws.next() => match msg {
-                        Some(Ok(Message::Text(text))) => {
+                    msg = ws.next() => match client::text_of(msg) {
+                        Ok(Some(text)) => {
                             if let Ok(f) = serde_json::from_str::<Frame>(text.as_str()) {
                                 if f.ty == "message" {
                                     st.record(f.seq, None);
                                 }
                             }
                         }
-                        Some(Ok(Message::Close(f))) => {
-                            st.error = Some(net::close_text(f.as_ref()));
-                            break;
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => {
-                            st.error = Some(format!("read error: {e}"));
-                            break;
-                        }
-                        None => {
-                            st.error = Some("connection ended".into());
+                        Ok(None) => {}
+                        Err(why) => {
+                            st.error = Some(why);
                             break;
                         }
                     },
