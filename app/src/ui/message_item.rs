@@ -162,7 +162,7 @@ pub fn time_label(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {
     }
 }
 
-fn full_time(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {
+pub(super) fn full_time(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {
     match clock {
         Some((_, offset_min)) => {
             datefmt::full(&(at + Duration::minutes(offset_min.into())).naive_utc())

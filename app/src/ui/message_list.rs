@@ -7,6 +7,7 @@
 use leptos::{html, prelude::*};
 
 use super::{
+    composer::Hydrated,
     message_item::{Clock, MessageItem, PendingItem},
     timeline::{build_rows, Row},
 };
@@ -26,11 +27,14 @@ pub fn MessageList() -> impl IntoView {
     let feed = expect_context::<RoomFeed>();
     let live = expect_context::<Live>();
     let clock = expect_context::<Clock>().0;
+    // Until the page is hydrated the list is the server's static fragment
+    // ([`static_rows`]); then the live, keyed list takes its place.
+    let hydrated = expect_context::<Hydrated>().0;
     let scroller = NodeRef::<html::Div>::new();
     let room = feed.room.get_value();
 
     // The page's own announcements plus the live ones, once each.
-    let rows = Memo::new(move |_| {
+    let build = move || {
         let mut announcements = feed.announcements.try_get_value().unwrap_or_default();
         live.announcements.with(|live| {
             for a in live {
@@ -41,7 +45,8 @@ pub fn MessageList() -> impl IntoView {
         feed.messages
             .try_with(|m| build_rows(m, &announcements, divider, clock.get()))
             .unwrap_or_default()
-    });
+    };
+    let rows = Memo::new(move |_| build());
 
     let load_older = move || {
         if feed.loading_older.get_untracked() || !feed.has_older.get_untracked() {
@@ -131,41 +136,33 @@ pub fn MessageList() -> impl IntoView {
                     aria-relevant="additions"
                     aria-label=format!("Messages in {room}")
                 >
-                <ol class="messages">
-                    <Show when=empty>
-                        <li class="empty">"No messages yet. Say hello!"</li>
-                    </Show>
-                    <For each=move || rows.get() key=Row::key let:row>
-                        {match row {
-                            Row::Day { label, .. } => {
-                                view! {
-                                    <li class="day">
-                                        <span>{label}</span>
-                                    </li>
-                                }
-                                    .into_any()
-                            }
-                            Row::Divider => {
-                                view! {
-                                    <li class="divider">
-                                        <span>"New messages"</span>
-                                    </li>
-                                }
-                                    .into_any()
-                            }
-                            Row::Message { message, grouped } => {
-                                view! { <MessageItem message grouped /> }.into_any()
-                            }
-                        }}
-                    </For>
-                    <For
-                        each=move || feed.pending.get()
-                        key=|p| (p.id, p.error.clone())
-                        let:pending
-                    >
-                        <PendingItem pending />
-                    </For>
-                </ol>
+                {move || {
+                    if hydrated.get() {
+                        view! {
+                            <ol class="messages">
+                                <Show when=empty>
+                                    <li class="empty">{EMPTY}</li>
+                                </Show>
+                                <For each=move || rows.get() key=Row::key let:row>
+                                    {row_view(row)}
+                                </For>
+                                <For
+                                    each=move || feed.pending.get()
+                                    key=|p| (p.id, p.error.clone())
+                                    let:pending
+                                >
+                                    <PendingItem pending />
+                                </For>
+                            </ol>
+                        }
+                            .into_any()
+                    } else {
+                        // Server-rendered, and left as it is while the page
+                        // hydrates: the rows as one fragment.
+                        view! { <ol class="messages" inner_html=first_rows(live, feed, build)></ol> }
+                            .into_any()
+                    }
+                }}
                 </div>
 
                 <p class="typing" aria-live="polite">
@@ -182,4 +179,53 @@ pub fn MessageList() -> impl IntoView {
             {jump_label}
         </button>
     }
+}
+
+/// What an empty room says.
+const EMPTY: &str = "No messages yet. Say hello!";
+
+/// One row of the live list.
+pub(super) fn row_view(row: Row) -> AnyView {
+    match row {
+        Row::Day { label, .. } => view! {
+            <li class="day">
+                <span>{label}</span>
+            </li>
+        }
+        .into_any(),
+        Row::Divider => view! {
+            <li class="divider">
+                <span>"New messages"</span>
+            </li>
+        }
+        .into_any(),
+        Row::Message { message, grouped } => view! { <MessageItem message grouped /> }.into_any(),
+    }
+}
+
+/// The rows as the server sends them ([`static_rows`]). In the browser the
+/// fragment is already in the page, so there is nothing to build.
+#[cfg(feature = "ssr")]
+fn first_rows(live: Live, feed: RoomFeed, build: impl Fn() -> Vec<Row>) -> String {
+    untrack(|| {
+        let rows = build();
+        let author = live.author.get();
+        let viewer = super::static_rows::Viewer {
+            author: author.as_deref(),
+            moderator: live.moderator.get(),
+        };
+        let mut html = String::new();
+        if feed.messages.with(Vec::is_empty) {
+            html.push_str(r#"<li class="empty">"#);
+            html.push_str(EMPTY);
+            html.push_str("</li>");
+        }
+        html.push_str(&super::static_rows::render(&rows, &viewer));
+        html
+    })
+}
+
+#[cfg(not(feature = "ssr"))]
+fn first_rows(_: Live, _: RoomFeed, _: impl Fn() -> Vec<Row>) -> String {
+    String::new()
 }

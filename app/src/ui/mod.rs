@@ -9,6 +9,8 @@ mod message_list;
 pub mod pages;
 mod presence_bar;
 mod room_list;
+#[cfg(feature = "ssr")]
+mod static_rows;
 pub mod text;
 pub mod timeline;
 
