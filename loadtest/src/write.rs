@@ -33,6 +33,8 @@ struct Posts {
 pub async fn write_mode(a: &WriteArgs) -> u8 {
     let mut rng = Rng::seeded();
     let urls = a.target.urls();
+    // With --watch: the last server (with two, the one not posted to).
+    let watched = &urls[urls.len() - 1];
     let prefix = a
         .room
         .clone()
@@ -71,11 +73,10 @@ pub async fn write_mode(a: &WriteArgs) -> u8 {
         return 2;
     }
     let watchers = if a.watch {
-        let base = urls.last().expect("at least one url");
-        match watch_rooms(base, &rooms).await {
+        match watch_rooms(watched, &rooms).await {
             Ok(w) => w,
             Err(e) => {
-                eprintln!("loadtest: watching {base}: {e}");
+                eprintln!("loadtest: watching {watched}: {e}");
                 return 2;
             }
         }
@@ -217,7 +218,7 @@ pub async fn write_mode(a: &WriteArgs) -> u8 {
         println!(
             "watch       {} rooms on {}: {} delivered, {} lost, {} twice, {} out of order{}",
             rooms.len(),
-            urls.last().expect("at least one url"),
+            watched,
             w.delivered,
             w.lost,
             w.duplicates,

@@ -130,12 +130,9 @@ fn reactions(out: &mut String, m: &Message) {
             r#"<li><button type="button" class="chip" aria-pressed="{}""#,
             r.mine
         );
-        attr(
-            out,
-            "aria-label",
-            &format!("{} {} {people}", r.emoji, r.count),
-        );
-        out.push_str(r#"><span aria-hidden="true">"#);
+        out.push_str(r#" aria-label=""#);
+        encode_double_quoted_attribute_to_string(&r.emoji, out);
+        let _ = write!(out, r#" {} {people}"><span aria-hidden="true">"#, r.count);
         encode_text_to_string(&r.emoji, out);
         let _ = write!(
             out,
@@ -157,11 +154,17 @@ fn actions(out: &mut String, m: &Message, own: bool, viewer: &Viewer<'_>) {
     if own || viewer.moderator {
         out.push_str(r#"<form method="post""#);
         attr(out, "action", <DeleteMessage as ServerFn>::PATH);
-        out.push_str(r#" class="delete"><input type="hidden" name="id""#);
-        attr(out, "value", &m.id.to_string());
-        out.push_str(r#"><input type="hidden" name="page""#);
-        attr(out, "value", &format!("/r/{}", m.room));
-        out.push_str(r#"><button type="submit">Delete</button></form>"#);
+        // A uuid needs no escaping.
+        let _ = write!(
+            out,
+            concat!(
+                r#" class="delete"><input type="hidden" name="id" value="{}">"#,
+                r#"<input type="hidden" name="page" value="/r/"#,
+            ),
+            m.id
+        );
+        encode_double_quoted_attribute_to_string(&m.room, out);
+        out.push_str(r#""><button type="submit">Delete</button></form>"#);
     }
     if viewer.moderator && m.author.is_some() && !own {
         out.push_str(r#"<button type="button" class="ban">Ban author…</button>"#);
