@@ -178,6 +178,7 @@ fn backend_modules_point_one_way() {
             ("wire", &[]),
             ("limits", &[]),
             ("sync", &[]),
+            ("page_reads", &["sync"]),
             ("auth", &["sync"]),
             ("identity", &["store", "sync"]),
             ("store", &["wire"]),

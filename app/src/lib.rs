@@ -10,4 +10,6 @@ pub mod domain;
 pub mod state;
 pub mod ui;
 
-pub use ui::{shell, App};
+#[cfg(feature = "ssr")]
+pub use ui::shell;
+pub use ui::App;

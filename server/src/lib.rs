@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod error;
 pub mod identity;
 pub mod limits;
+pub mod page_reads;
 pub mod realtime;
 pub mod service;
 pub mod store;
@@ -40,6 +41,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use cluster::broadcaster;
 use identity::{Bans, Sessions};
 use limits::{LimitSettings, Limits};
+use page_reads::Kept;
 use realtime::{hub::Hub, presence::Presence};
 use store::{Change, ChangeKind, ListQuery, NameClaim, PoolOptions, Store, StoreError};
 
@@ -136,6 +138,10 @@ pub struct Chat {
     pub shutdown: CancellationToken,
     /// Every socket session, so shutdown can wait for them to finish.
     pub socket_tasks: TaskTracker,
+    /// What every room page reads and no viewer changes, kept until the
+    /// next commit: the room list and the latest announcements.
+    kept_rooms: Arc<Kept<u32, Vec<RoomSummary>>>,
+    kept_announcements: Arc<Kept<u32, Vec<Message>>>,
 }
 
 /// How often each instance reads the database's epoch, to notice a restore
@@ -203,6 +209,8 @@ impl Chat {
             held,
             shutdown: CancellationToken::new(),
             socket_tasks: TaskTracker::new(),
+            kept_rooms: Arc::default(),
+            kept_announcements: Arc::default(),
         })
     }
 
@@ -355,11 +363,17 @@ impl Backend for Chat {
             before,
             ..ListQuery::latest(room.clone(), limit).viewer(viewer.map(str::to_owned))
         };
+        if room.is_announcements() && before.is_none() && viewer.is_none() {
+            let load = async { self.store.list(&query).await };
+            let kept = self.kept_announcements.get(limit, self.hub.changes(), load);
+            return Ok(kept.await?);
+        }
         Ok(self.store.list(&query).await?)
     }
 
     async fn rooms(&self, limit: u32) -> Result<Vec<RoomSummary>, ApiError> {
-        Ok(self.store.rooms(limit).await?)
+        let load = self.store.rooms(limit);
+        Ok(self.kept_rooms.get(limit, self.hub.changes(), load).await?)
     }
 
     fn epoch(&self) -> String {
@@ -405,7 +419,11 @@ impl Backend for Chat {
                 None
             }
         };
-        service::post(&self.store, post, author).await
+        let posted = service::post(&self.store, post, author).await;
+        if posted.is_ok() {
+            self.hub.note_commit();
+        }
+        posted
     }
 
     async fn set_name(&self, name: SenderName, from: Client) -> Result<Me, ApiError> {
@@ -461,6 +479,7 @@ impl Backend for Chat {
             .await;
         match result {
             Ok(event) => {
+                self.hub.note_commit();
                 metrics::counter!("messages_processed_total", "kind" => event.kind.as_str())
                     .increment(1);
                 Ok(event)
@@ -521,7 +540,10 @@ impl Backend for Chat {
                     edit_window: self.trust.edit_window,
                 };
                 match self.store.change(change).await {
-                    Ok(_) => removed += 1,
+                    Ok(_) => {
+                        self.hub.note_commit();
+                        removed += 1;
+                    }
                     Err(StoreError::Deleted) => {}
                     Err(e) => return Err(e.into()),
                 }

@@ -297,3 +297,33 @@ both_backends!(broadcasts_use_the_message_path, |db: TestDb| async move {
         .unwrap();
     assert_eq!(res.status(), 422);
 });
+
+// The room list on a page is kept between commits (`server::page_reads`):
+// a post on this instance shows on the very next page.
+both_backends!(
+    a_page_lists_a_room_as_soon_as_it_has_a_post,
+    |db: TestDb| async move {
+        let app = spawn_app(db, &[]).await;
+        let page = || async {
+            let res = app.http.get(app.url("/r/lobby")).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.text().await.unwrap()
+        };
+        app.post_in("lobby", "alice", "hi").await;
+        let first = page().await;
+        assert!(first.contains(r#"href="/r/lobby""#), "{first}");
+        for room in ["fresh", "fresher", "freshest"] {
+            let link = format!(r#"href="/r/{room}""#);
+            assert!(
+                !page().await.contains(&link),
+                "{room} listed before its first post"
+            );
+            app.post_in(room, "alice", "first!").await;
+            let html = page().await;
+            assert!(
+                html.contains(&link),
+                "{room} missing right after its first post"
+            );
+        }
+    }
+);

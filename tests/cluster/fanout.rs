@@ -154,3 +154,31 @@ async fn broadcasts_sent(instance: &Instance) -> f64 {
         .metric("messages_processed_total", "kind=\"broadcast\"")
         .await
 }
+
+/// Pages keep the room list between commits (`server::page_reads`); a post
+/// on another instance reaches this one through the commit feed and must
+/// make its next pages list the room, as its sockets get the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_room_posted_on_one_instance_is_listed_on_pages_of_another() {
+    let db = TestDb::postgres().await;
+    let a = Instance::start(db.url(), &[]).await;
+    let b = Instance::start(db.url(), &[]).await;
+    let page = |instance: &Instance| {
+        let (http, url) = (instance.http.clone(), instance.url("/r/lobby"));
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    // Both instances have read (and kept) the list before the post.
+    assert!(!page(&a).await.contains(r#"href="/r/elsewhere""#));
+    assert!(!page(&b).await.contains(r#"href="/r/elsewhere""#));
+    let (mut ws, _) = tokio_tungstenite::connect_async(a.ws_url("?room=elsewhere"))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    let id = uuid::Uuid::new_v4().to_string();
+    let res = b.post("elsewhere", "bob", "over here", &id).await.unwrap();
+    assert_eq!(res.status(), 201);
+    // Once A's socket has the message, A's hub has it: A's pages list it.
+    assert_eq!(next_json(&mut ws).await["id"], id.as_str());
+    assert!(page(&a).await.contains(r#"href="/r/elsewhere""#));
+    assert!(page(&b).await.contains(r#"href="/r/elsewhere""#));
+}

@@ -86,6 +86,7 @@ pub struct Message {
     pub sender: String,
     pub content: String,
     /// Server time (UTC) when stored.
+    #[serde(deserialize_with = "super::wire_time::required")]
     pub created_at: DateTime<Utc>,
     /// The public, opaque id of who wrote it (or made the change); absent
     /// for guests and the server.
@@ -95,7 +96,11 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<i64>,
     /// When the text was last edited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::wire_time::optional"
+    )]
     pub edited_at: Option<DateTime<Utc>>,
     /// Deleted: a tombstone without text.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -260,5 +265,6 @@ pub struct RoomSummary {
     pub name: String,
     /// The room's newest seq (for unread counts).
     pub last_seq: i64,
+    #[serde(deserialize_with = "super::wire_time::required")]
     pub last_active_at: DateTime<Utc>,
 }

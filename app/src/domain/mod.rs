@@ -8,6 +8,7 @@ mod contract;
 mod frame;
 mod message;
 mod validate;
+mod wire_time;
 
 pub use contract::{
     WsQuery, SESSION_COOKIE, TYPING_RELAY_EVERY_MS, TYPING_SEND_EVERY_MS, TYPING_SHOWN_MS,

@@ -3,6 +3,8 @@
 mod composer;
 mod conn_status;
 mod datefmt;
+#[cfg(feature = "ssr")]
+mod head;
 mod message_actions;
 mod message_item;
 mod message_list;
@@ -17,7 +19,9 @@ pub mod timeline;
 use std::{collections::HashMap, time::Duration};
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, HashedStylesheet, Meta, MetaTags, Title};
+#[cfg(feature = "ssr")]
+use leptos_meta::MetaTags;
+use leptos_meta::{provide_meta_context, Meta, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
@@ -29,8 +33,8 @@ use message_item::Clock;
 use room_list::{MenuOpen, RoomList, Seen};
 
 /// The HTML document around the app (server side only).
+#[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
     crate::api::http::set_page_csp();
     view! {
         <!DOCTYPE html>
@@ -42,8 +46,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                     content="width=device-width, initial-scale=1, viewport-fit=cover"
                 />
                 <AutoReload options=options.clone() />
-                <HashedStylesheet options=options.clone() id="leptos" />
-                <HydrationScripts options />
+                <head::AssetTags options />
                 <MetaTags />
             </head>
             <body>

@@ -92,6 +92,9 @@ pub struct Hub {
     max_rooms: usize,
     /// The database epoch this instance serves (empty until known).
     epoch: Arc<watch::Sender<Arc<str>>>,
+    /// Moves whenever a commit reaches this instance, or may have
+    /// ([`Hub::changes`]).
+    changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Every room this instance may follow is already followed.
@@ -111,7 +114,23 @@ impl Hub {
             capacity,
             max_rooms,
             epoch: Arc::new(watch::Sender::new(Arc::from(""))),
+            changes: Arc::default(),
         }
+    }
+
+    /// A count that moves whenever a commit is handed to the hub (from any
+    /// instance), this instance commits one itself ([`Hub::note_commit`]),
+    /// the feed resyncs or the database is restored: what a kept read
+    /// (`page_reads`) compares to know it may be stale.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// This instance committed something; the feed hands it over soon, but
+    /// reads kept from before must not be served until then.
+    pub fn note_commit(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The database epoch the rooms' seqs belong to (cheap: no query).
@@ -140,6 +159,7 @@ impl Hub {
             true
         });
         if changed && was_known {
+            self.note_commit();
             self.command(Command::Reset);
         }
         changed && was_known
@@ -189,17 +209,20 @@ impl Hub {
 
     /// Hands a committed message to the hub. Never blocks.
     pub fn publish(&self, message: Message) {
+        self.note_commit();
         self.command(Command::Message(message));
     }
 
     /// Hands a committed message's room and seq to the hub, which reads it.
     pub fn publish_ref(&self, room: RoomId, seq: i64) {
+        self.note_commit();
         self.command(Command::Ref { room, seq });
     }
 
     /// Sends every active room's messages committed after the last one the
     /// hub sent. Call after the feed of commits was interrupted.
     pub async fn resync(&self) -> usize {
+        self.note_commit();
         let (tx, rx) = oneshot::channel();
         self.command(Command::Resync(tx));
         rx.await.unwrap_or(0)
@@ -470,6 +493,36 @@ mod tests {
             drop(hub.subscribe(&room).unwrap());
         }
         assert_eq!(hub.rooms(), 0);
+    }
+
+    #[tokio::test]
+    async fn every_commit_and_restore_moves_the_change_count() {
+        let (hub, _dir) = hub(100).await;
+        hub.set_epoch("one");
+        let mut last = hub.changes();
+        let mut moved = |hub: &Hub, what: &str| {
+            let now = hub.changes();
+            assert!(now > last, "{what} did not move the count");
+            last = now;
+        };
+        // Messages of rooms nobody follows here count too: the room list
+        // and the announcements on a page do not depend on a socket.
+        hub.publish(Message {
+            room: "nobody-here".into(),
+            seq: 1,
+            ..Default::default()
+        });
+        moved(&hub, "a published message");
+        hub.publish_ref(RoomId::lobby(), 1);
+        moved(&hub, "a published reference");
+        hub.note_commit();
+        moved(&hub, "an own commit");
+        hub.resync().await;
+        moved(&hub, "a resync");
+        assert!(hub.set_epoch("two"));
+        moved(&hub, "a restore");
+        assert!(!hub.set_epoch("two"));
+        assert_eq!(hub.changes(), last, "no change, no move");
     }
 
     #[tokio::test]
