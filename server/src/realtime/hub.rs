@@ -149,6 +149,11 @@ impl Hub {
     /// each room was and every socket is told. Returns whether it changed
     /// (the first value, at start, is not a change).
     pub fn set_epoch(&self, epoch: &str) -> bool {
+        // Reads kept from the old database go stale before anyone can pair
+        // them with the new epoch.
+        if &**self.epoch.borrow() != epoch {
+            self.note_commit();
+        }
         let mut was_known = false;
         let changed = self.epoch.send_if_modified(|current| {
             if &**current == epoch {
