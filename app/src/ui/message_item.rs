@@ -87,7 +87,7 @@ pub fn MessageItem(message: Message, grouped: bool) -> impl IntoView {
             <div class="meta">
                 <span class="sender">{sender_label}</span>
                 <time
-                    datetime=created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    datetime=machine_time(created_at)
                     title=title
                 >
                     {label}
@@ -160,6 +160,11 @@ pub fn time_label(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {
     } else {
         datefmt::short_date_hm(&local)
     }
+}
+
+/// A `<time datetime>` value: UTC, to the millisecond.
+pub(super) fn machine_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 pub(super) fn full_time(at: DateTime<Utc>, clock: Option<(i64, i32)>) -> String {

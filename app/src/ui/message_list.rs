@@ -159,7 +159,7 @@ pub fn MessageList() -> impl IntoView {
                     } else {
                         // Server-rendered, and left as it is while the page
                         // hydrates: the rows as one fragment.
-                        view! { <ol class="messages" inner_html=first_rows(live, feed, build)></ol> }
+                        view! { <ol class="messages" inner_html=first_rows(live, build, empty)></ol> }
                             .into_any()
                     }
                 }}
@@ -206,7 +206,7 @@ pub(super) fn row_view(row: Row) -> AnyView {
 /// The rows as the server sends them ([`static_rows`]). In the browser the
 /// fragment is already in the page, so there is nothing to build.
 #[cfg(feature = "ssr")]
-fn first_rows(live: Live, feed: RoomFeed, build: impl Fn() -> Vec<Row>) -> String {
+fn first_rows(live: Live, build: impl Fn() -> Vec<Row>, empty: impl Fn() -> bool) -> String {
     untrack(|| {
         let rows = build();
         let author = live.author.get();
@@ -215,7 +215,7 @@ fn first_rows(live: Live, feed: RoomFeed, build: impl Fn() -> Vec<Row>) -> Strin
             moderator: live.moderator.get(),
         };
         let mut html = String::new();
-        if feed.messages.with(Vec::is_empty) {
+        if empty() {
             html.push_str(r#"<li class="empty">"#);
             html.push_str(EMPTY);
             html.push_str("</li>");
@@ -226,6 +226,6 @@ fn first_rows(live: Live, feed: RoomFeed, build: impl Fn() -> Vec<Row>) -> Strin
 }
 
 #[cfg(not(feature = "ssr"))]
-fn first_rows(_: Live, _: RoomFeed, _: impl Fn() -> Vec<Row>) -> String {
+fn first_rows(_: Live, _: impl Fn() -> Vec<Row>, _: impl Fn() -> bool) -> String {
     String::new()
 }

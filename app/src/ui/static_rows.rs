@@ -16,7 +16,7 @@ use html_escape::{encode_double_quoted_attribute_to_string, encode_text_to_strin
 use leptos::server_fn::ServerFn;
 
 use super::{
-    message_item::{full_time, time_label},
+    message_item::{full_time, machine_time, time_label},
     text::{segments, Segment},
     timeline::Row,
 };
@@ -75,12 +75,7 @@ fn message_row(out: &mut String, m: &Message, grouped: bool, viewer: &Viewer<'_>
     }
     encode_text_to_string(&m.sender, out);
     out.push_str("</span><time");
-    attr(
-        out,
-        "datetime",
-        &m.created_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    );
+    attr(out, "datetime", &machine_time(m.created_at));
     attr(out, "title", &full_time(m.created_at, None));
     out.push('>');
     encode_text_to_string(time_label(m.created_at, None), out);
