@@ -1,6 +1,8 @@
 //! The router: the Leptos pages and server functions, the JSON API, the
 //! WebSocket, health and metrics, behind one `ServiceBuilder` of middleware.
 
+use std::sync::LazyLock;
+
 use app::{api::SharedBackend, shell, App};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::{
@@ -9,7 +11,7 @@ use axum::{
     Router,
 };
 use leptos::prelude::{provide_context, LeptosOptions};
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use server::{realtime::socket, Chat};
 use tower::ServiceBuilder;
 use tower_http::{
@@ -54,10 +56,19 @@ pub struct RouterSettings {
     pub identify: Identify,
 }
 
+/// The app's page routes, listed once per process by rendering the app.
+/// Once, not per router: while Leptos lists them, every `Resource` first
+/// polled anywhere in the process stays pending for good (a process-wide
+/// flag, leptos-rs/leptos#4773), so a router built beside one that serves
+/// (the tests' many servers, a cluster test's instances) could hang a page
+/// of the other. With the list built before any router exists, no render
+/// can overlap it.
+static PAGE_ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route_list(App));
+
 /// The app's routes. `/metrics` is among them unless it has an address of
 /// its own ([`metrics_router`]).
 pub fn router(state: AppState, settings: &RouterSettings) -> Router {
-    let routes = generate_route_list(App);
+    let routes = PAGE_ROUTES.clone();
     // The endpoints a plain HTML form reaches: every server function,
     // the older form post and the room form.
     let mut form_paths: std::collections::HashSet<String> =
