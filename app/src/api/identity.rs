@@ -49,7 +49,7 @@ fn finish<T>(result: Result<T, ApiError>, page: Option<String>) -> Result<T, Api
 }
 
 /// Takes `name` for this browser's session (409 when someone holds it).
-#[server(endpoint = "set_name")]
+#[server(endpoint = "set_name", output = crate::api::codec::Json)]
 pub async fn set_name(name: String) -> Result<Me, ApiError> {
     use super::{backend, Client};
     let name = crate::domain::SenderName::parse(&name)?;
@@ -57,7 +57,7 @@ pub async fn set_name(name: String) -> Result<Me, ApiError> {
 }
 
 /// Edits one of your messages (within the edit window).
-#[server(endpoint = "edit_message")]
+#[server(endpoint = "edit_message", output = crate::api::codec::Json)]
 pub async fn edit_message(id: String, content: String) -> Result<Message, ApiError> {
     use super::{backend, ChangeRequest, Client};
     let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| crate::domain::ValidationError::Id)?;
@@ -72,7 +72,7 @@ pub async fn edit_message(id: String, content: String) -> Result<Message, ApiErr
 
 /// Deletes a message: your own, or any as a moderator. Also the action of
 /// the plain "Delete" form (then `page` is where to go back to).
-#[server(endpoint = "delete_message")]
+#[server(endpoint = "delete_message", output = crate::api::codec::Json)]
 pub async fn delete_message(id: String, page: Option<String>) -> Result<Message, ApiError> {
     use super::{backend, ChangeRequest, Client};
     let result = match uuid::Uuid::parse_str(id.trim()) {
@@ -87,7 +87,7 @@ pub async fn delete_message(id: String, page: Option<String>) -> Result<Message,
 }
 
 /// Adds your reaction, or takes it back.
-#[server(endpoint = "react")]
+#[server(endpoint = "react", output = crate::api::codec::Json)]
 pub async fn react(id: String, emoji: String) -> Result<Message, ApiError> {
     use super::{backend, ChangeRequest, Client};
     let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| crate::domain::ValidationError::Id)?;
@@ -100,7 +100,7 @@ pub async fn react(id: String, emoji: String) -> Result<Message, ApiError> {
 }
 
 /// Makes this session a moderator, given the moderator token.
-#[server(endpoint = "become_moderator")]
+#[server(endpoint = "become_moderator", output = crate::api::codec::Json)]
 pub async fn become_moderator(token: String) -> Result<Me, ApiError> {
     use super::{backend, Client};
     let result = backend()?.become_moderator(&token, Client::current()).await;
@@ -120,7 +120,7 @@ pub async fn become_moderator(token: String) -> Result<Me, ApiError> {
 
 /// Bans an author (moderators only), optionally removing their messages of
 /// the last 24 hours. Returns how many messages were removed.
-#[server(endpoint = "ban_author")]
+#[server(endpoint = "ban_author", output = crate::api::codec::Json)]
 pub async fn ban_author(author: String, remove_recent: bool) -> Result<usize, ApiError> {
     use super::{backend, Client};
     finish(

@@ -40,7 +40,7 @@ pub struct History {
     pub epoch: String,
 }
 
-#[server(endpoint = "load_room")]
+#[server(endpoint = "load_room", output = crate::api::codec::Json)]
 pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
     use super::{backend, http, Client};
     use crate::domain::RoomId;
@@ -68,7 +68,7 @@ pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
 /// Up to [`PAGE_SIZE`] messages before `before`, oldest first (history;
 /// `i64::MAX` for the newest page), with the epoch they belong to: a page
 /// from another epoch than the page's must not be mixed in.
-#[server(endpoint = "older_messages")]
+#[server(endpoint = "older_messages", output = crate::api::codec::Json)]
 pub async fn older_messages(room: String, before: i64) -> Result<History, ApiError> {
     let room = crate::domain::RoomId::parse(&room)?;
     let session = super::Client::current().session;
@@ -86,7 +86,7 @@ pub async fn older_messages(room: String, before: i64) -> Result<History, ApiErr
 }
 
 /// Rooms with recent activity, newest first.
-#[server(endpoint = "list_rooms")]
+#[server(endpoint = "list_rooms", output = crate::api::codec::Json)]
 pub async fn list_rooms() -> Result<Vec<RoomSummary>, ApiError> {
     super::backend()?.rooms(50).await
 }
@@ -94,7 +94,7 @@ pub async fn list_rooms() -> Result<Vec<RoomSummary>, ApiError> {
 /// Posts a message. Called from the page's WASM, or as the `action` of the
 /// plain HTML form when WASM is not (yet) running: then it answers with a
 /// redirect back to the page, carrying any error and the unsent text.
-#[server(endpoint = "post_message")]
+#[server(endpoint = "post_message", output = crate::api::codec::Json)]
 pub async fn post_message(
     room: String,
     sender: String,

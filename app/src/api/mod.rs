@@ -5,6 +5,7 @@
 
 #[cfg(feature = "ssr")]
 mod backend;
+mod codec;
 mod error;
 #[cfg(feature = "ssr")]
 pub mod http;
