@@ -3,8 +3,9 @@ use serde::{Deserialize, Serialize};
 use super::Message;
 
 /// Frames the server sends on `/ws`. Messages are serialised once per
-/// fan-out and shared by every socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// fan-out and shared by every socket. Every frame is a JSON object whose
+/// first member is its `type` (read by [`ServerFrame`]'s `Deserialize`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerFrame {
     /// A committed message (backlog or live), in seq order per room.
@@ -59,6 +60,127 @@ impl ServerFrame {
             Message(&'a Message),
         }
         serde_json::to_string(&Borrowed::Message(message)).expect("a message always serialises")
+    }
+}
+
+/// Reads a frame whose `type` comes first, as the server writes it, and
+/// the rest of the object straight into the variant's fields.
+///
+/// serde's derive for an internally tagged enum buffers the whole object
+/// (serde's private `Content`) before it knows the variant, then reads the
+/// variant's fields from that buffer: a second deserialiser for every type
+/// in a frame, [`Message`] included, beside the one that reads the same
+/// types from the page's hydration data and server functions. In the WASM
+/// that was about 30 KB of code before compression. Here a message's
+/// fields are read by the very code that reads a `Message` anywhere else.
+impl<'de> Deserialize<'de> for ServerFrame {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FrameVisitor)
+    }
+}
+
+struct FrameVisitor;
+
+/// The `type` member's value.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Message,
+    Ready,
+    More,
+    Presence,
+    Typing,
+    Error,
+}
+
+/// The first member's name, which must be `type`.
+#[derive(Deserialize)]
+enum TypeFirst {
+    #[serde(rename = "type")]
+    Type,
+}
+
+/// The fields of the variants other than `Message`, as on the wire.
+mod fields {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub struct Ready {
+        pub room: String,
+        pub head: i64,
+        #[serde(default)]
+        pub epoch: String,
+    }
+
+    #[derive(Deserialize)]
+    pub struct More {
+        pub room: String,
+        pub after: i64,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Presence {
+        pub room: String,
+        pub names: Vec<String>,
+        pub count: u32,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Typing {
+        pub room: String,
+        pub name: String,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Error {
+        pub error: String,
+        #[serde(default)]
+        pub retry_after_ms: Option<u64>,
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FrameVisitor {
+    type Value = ServerFrame;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a frame object that begins with its \"type\"")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ServerFrame, A::Error> {
+        let Some(TypeFirst::Type) = map.next_key()? else {
+            return Err(serde::de::Error::missing_field("type"));
+        };
+        let kind: Kind = map.next_value()?;
+        let rest = serde::de::value::MapAccessDeserializer::new(map);
+        Ok(match kind {
+            Kind::Message => ServerFrame::Message(Message::deserialize(rest)?),
+            Kind::Ready => {
+                let fields::Ready { room, head, epoch } = Deserialize::deserialize(rest)?;
+                ServerFrame::Ready { room, head, epoch }
+            }
+            Kind::More => {
+                let fields::More { room, after } = Deserialize::deserialize(rest)?;
+                ServerFrame::More { room, after }
+            }
+            Kind::Presence => {
+                let fields::Presence { room, names, count } = Deserialize::deserialize(rest)?;
+                ServerFrame::Presence { room, names, count }
+            }
+            Kind::Typing => {
+                let fields::Typing { room, name } = Deserialize::deserialize(rest)?;
+                ServerFrame::Typing { room, name }
+            }
+            Kind::Error => {
+                let fields::Error {
+                    error,
+                    retry_after_ms,
+                } = Deserialize::deserialize(rest)?;
+                ServerFrame::Error {
+                    error,
+                    retry_after_ms,
+                }
+            }
+        })
     }
 }
 
@@ -119,8 +241,92 @@ mod tests {
         assert_eq!(v["kind"], "broadcast");
         assert_eq!(v["id"], "00000000-0000-0000-0000-000000000000");
         assert_eq!(v["created_at"], "2026-01-02T03:04:05Z");
-        let back: ServerFrame = serde_json::from_value(v).unwrap();
+        let back: ServerFrame = serde_json::from_str(&ServerFrame::message_json(m)).unwrap();
         assert_eq!(back, frame);
+    }
+
+    /// Every frame the server writes reads back as itself.
+    #[test]
+    fn every_frame_reads_back() {
+        let frames = [
+            ServerFrame::Message(Message {
+                room: "lobby".into(),
+                seq: 9,
+                sender: "ann".into(),
+                content: "héllo".into(),
+                created_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+                ..Default::default()
+            }),
+            ServerFrame::Ready {
+                room: "lobby".into(),
+                head: 3,
+                epoch: "5f0c".into(),
+            },
+            ServerFrame::More {
+                room: "lobby".into(),
+                after: 1000,
+            },
+            ServerFrame::Presence {
+                room: "lobby".into(),
+                names: vec!["alice".into(), "bob".into()],
+                count: 3,
+            },
+            ServerFrame::Typing {
+                room: "lobby".into(),
+                name: "alice".into(),
+            },
+            ServerFrame::Error {
+                error: "Slow down.".into(),
+                retry_after_ms: Some(1500),
+            },
+            ServerFrame::Error {
+                error: "Bad room.".into(),
+                retry_after_ms: None,
+            },
+        ];
+        for frame in frames {
+            let json = serde_json::to_string(&frame).unwrap();
+            assert!(json.starts_with(r#"{"type":"#), "{json}");
+            let back: ServerFrame = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, frame, "{json}");
+        }
+    }
+
+    /// What is not a frame is refused with a reason (the page logs it and
+    /// reads on), never misread as another frame.
+    #[test]
+    fn refuses_what_is_not_a_frame() {
+        let bad = [
+            (
+                r#"{"room":"lobby","type":"ready","head":3}"#,
+                "expected `type`",
+            ),
+            (
+                r#"{"type":"shout","room":"lobby"}"#,
+                "unknown variant `shout`",
+            ),
+            (r#"{"type":"ready","room":"lobby"}"#, "missing field `head`"),
+            (
+                r#"{"type":"more","room":"lobby","after":"x"}"#,
+                "invalid type",
+            ),
+            (r#"{}"#, "missing field `type`"),
+            (r#"["ready"]"#, "invalid type"),
+        ];
+        for (json, why) in bad {
+            let e = serde_json::from_str::<ServerFrame>(json).unwrap_err();
+            assert!(e.to_string().contains(why), "{json}: {e}");
+        }
+        // Members a newer server adds are skipped.
+        let newer: ServerFrame =
+            serde_json::from_str(r#"{"type":"typing","room":"a","name":"b","until":5}"#).unwrap();
+        assert_eq!(
+            newer,
+            ServerFrame::Typing {
+                room: "a".into(),
+                name: "b".into()
+            }
+        );
     }
 
     #[test]
