@@ -360,3 +360,37 @@ async fn fresh_servers_answer_their_first_page() {
         "servers {hung:?} of {SERVERS} never answered their first page"
     );
 }
+
+/// The head a page arrives with names it (tabs, history, bookmarks) before
+/// any WASM runs, once, and says the page suits light and dark schemes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_arrive_with_their_title() {
+    let app = spawn_app(TestDb::sqlite().await, &[]).await;
+    for (path, title) in [
+        ("/r/lobby", "#lobby · Chat"),
+        ("/r/lobby/", "#lobby · Chat"),
+        ("/moderate", "Moderation · Chat"),
+        ("/r/Not-A-Room", "Chat"),
+        ("/no/such/page", "Chat"),
+    ] {
+        let html = app
+            .http
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let head = &html[..html.find("</head>").expect("a head")];
+        assert_eq!(head.matches("<title>").count(), 1, "{path}: {head}");
+        assert!(
+            head.contains(&format!("<title>{title}</title>")),
+            "{path}: {head}"
+        );
+        assert!(
+            head.contains(r#"<meta name="color-scheme" content="light dark">"#),
+            "{path}: {head}"
+        );
+    }
+}

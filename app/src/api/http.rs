@@ -108,6 +108,11 @@ pub fn session_cookie(token: &str, secure: bool) -> String {
     format!("{SESSION_COOKIE}={token}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{secure}")
 }
 
+/// The path of the page being rendered ("" outside a request).
+pub fn request_path() -> String {
+    use_context::<Parts>().map_or_else(String::new, |p| p.uri.path().to_owned())
+}
+
 /// The current request's [`Peer`], inside a server function.
 pub fn peer() -> Option<Peer> {
     use_context::<Parts>()?.extensions.get::<Peer>().copied()

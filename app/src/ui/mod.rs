@@ -15,13 +15,11 @@ mod room_list;
 mod static_rows;
 pub mod text;
 pub mod timeline;
+mod title;
 
 use std::{collections::HashMap, time::Duration};
 
 use leptos::prelude::*;
-#[cfg(feature = "ssr")]
-use leptos_meta::MetaTags;
-use leptos_meta::{provide_meta_context, Meta, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
@@ -36,6 +34,7 @@ use room_list::{MenuOpen, RoomList, Seen};
 #[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     crate::api::http::set_page_csp();
+    let title = title::for_path(&crate::api::http::request_path());
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -45,9 +44,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                     name="viewport"
                     content="width=device-width, initial-scale=1, viewport-fit=cover"
                 />
+                <meta name="color-scheme" content="light dark" />
+                <meta name="description" content="A small real-time chat" />
+                <title>{title}</title>
                 <AutoReload options=options.clone() />
                 <head::AssetTags options />
-                <MetaTags />
             </head>
             <body>
                 <App />
@@ -58,7 +59,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     let live = Live::new(String::new());
     let clock = Clock(RwSignal::new(None));
     let hydrated = RwSignal::new(false);
@@ -91,9 +91,6 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <Title text="Chat" />
-        <Meta name="color-scheme" content="light dark" />
-        <Meta name="description" content="A small real-time chat" />
         <Router>
             <div class="layout">
                 <a

@@ -2,7 +2,6 @@
 //! token (the `MODERATOR_TOKEN` setting). Works as a plain form too.
 
 use leptos::{ev, prelude::*, server_fn::ServerFn};
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
@@ -46,8 +45,8 @@ pub fn ModeratePage() -> impl IntoView {
         });
     };
     let action = <BecomeModerator as ServerFn>::PATH;
+    crate::ui::title::keep(|| crate::ui::title::MODERATION.to_owned());
     view! {
-        <Title text="Moderation · Chat" />
         <main class="moderate">
             <h1>"Moderation"</h1>
             <p>

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
@@ -151,22 +150,16 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     }
 
     let menu_open = expect_context::<MenuOpen>().0;
-    // The title lives in the app's <head>. On the server it is read after
-    // the page has rendered, outside any reactive owner, so it must not touch
-    // a signal there (nothing is unread on the server anyway). In the
-    // browser it can be read once this page is gone: read it defensively.
-    let title: leptos::prelude::TextProp = if cfg!(feature = "ssr") {
-        format!("#{room} · Chat").into()
-    } else {
+    // The server wrote the title from the path; the browser keeps it
+    // counting what arrived while the tab was hidden. Read defensively: it
+    // may run once more as this page goes.
+    {
         let room = room.clone();
-        (move || match feed.unread.try_get().unwrap_or(0) {
-            0 => format!("#{room} · Chat"),
-            n => format!("({n}) #{room} · Chat"),
-        })
-        .into()
-    };
+        crate::ui::title::keep(move || {
+            crate::ui::title::room(&room, feed.unread.try_get().unwrap_or(0))
+        });
+    }
     view! {
-        <Title text=title />
         <main
             class="chat"
             data-room=room.clone()

@@ -1,0 +1,55 @@
+//! The document's title. The server writes it into the head from the
+//! request's path: the head is sent before the page below it renders, so it
+//! cannot wait for the page to say. In the browser each page sets it while
+//! it is on screen (a room's with its unread count).
+
+use leptos::prelude::*;
+
+const APP: &str = "Chat";
+pub const MODERATION: &str = "Moderation · Chat";
+
+/// A room's title, with the messages that arrived while the tab was hidden.
+pub fn room(room: &str, unread: u32) -> String {
+    match unread {
+        0 => format!("#{room} · {APP}"),
+        n => format!("({n}) #{room} · {APP}"),
+    }
+}
+
+/// The title the page at `path` starts with.
+#[cfg(any(feature = "ssr", test))]
+pub fn for_path(path: &str) -> String {
+    use crate::domain::RoomId;
+    let path = path.trim_end_matches('/');
+    if let Some(name) = path.strip_prefix("/r/") {
+        if let Ok(id) = RoomId::parse(name) {
+            return room(id.as_str(), 0);
+        }
+    } else if path == "/moderate" {
+        return MODERATION.to_owned();
+    }
+    APP.to_owned()
+}
+
+/// Keeps the document's title at `title` while the calling component lives
+/// (browser only; the server wrote the first one).
+pub fn keep(title: impl Fn() -> String + 'static) {
+    Effect::new(move |_| document().set_title(&title()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_starts_with_the_title_it_keeps() {
+        assert_eq!(for_path("/r/lobby"), "#lobby · Chat");
+        assert_eq!(for_path("/r/lobby/"), room("lobby", 0));
+        assert_eq!(for_path("/moderate"), MODERATION);
+        // No room by that name can exist: the page says so under the app's title.
+        assert_eq!(for_path("/r/Not%20a%20room"), "Chat");
+        assert_eq!(for_path("/r/"), "Chat");
+        assert_eq!(for_path("/no/such/page"), "Chat");
+        assert_eq!(room("lobby", 3), "(3) #lobby · Chat");
+    }
+}
