@@ -39,6 +39,12 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// The HTML at `path`, whatever its status.
+    pub async fn page(&self, path: &str) -> String {
+        let res = self.http.get(self.url(path)).send().await.unwrap();
+        res.text().await.unwrap()
+    }
+
     pub async fn messages(&self, query: &str) -> Vec<Value> {
         let res = self
             .http

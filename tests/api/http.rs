@@ -373,15 +373,7 @@ async fn pages_arrive_with_their_title() {
         ("/r/Not-A-Room", "Chat"),
         ("/no/such/page", "Chat"),
     ] {
-        let html = app
-            .http
-            .get(app.url(path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.page(path).await;
         let head = &html[..html.find("</head>").expect("a head")];
         assert_eq!(head.matches("<title>").count(), 1, "{path}: {head}");
         assert!(

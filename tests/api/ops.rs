@@ -121,14 +121,8 @@ both_backends!(compatibility_routes, |db: TestDb| async move {
         "/r/lobby?error=content_empty&draft=x"
     );
     let page = app
-        .http
-        .get(app.url("/r/lobby?error=sender_empty&draft=keep%20me"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .page("/r/lobby?error=sender_empty&draft=keep%20me")
+        .await;
     assert!(
         page.contains("Please enter a name."),
         "the error shows in the page"

@@ -10,30 +10,30 @@
 //! The bytes on the wire are the same JSON either way.
 
 use leptos::server_fn::{
-    codec::{Encoding, Post},
+    codec::{Encoding, JsonEncoding, Post},
     Bytes, ContentType, Decodes, Encodes, Format, FormatType,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
-/// JSON, read from text.
+/// JSON, read from text; written as server_fn's [`JsonEncoding`] writes it.
 pub struct JsonText;
 
 /// A server function's arguments or result as [`JsonText`] in a `POST` body.
 pub type Json = Post<JsonText>;
 
 impl ContentType for JsonText {
-    const CONTENT_TYPE: &'static str = "application/json";
+    const CONTENT_TYPE: &'static str = JsonEncoding::CONTENT_TYPE;
 }
 
 impl FormatType for JsonText {
-    const FORMAT_TYPE: Format = Format::Text;
+    const FORMAT_TYPE: Format = JsonEncoding::FORMAT_TYPE;
 }
 
 impl<T: Serialize> Encodes<T> for JsonText {
     type Error = serde_json::Error;
 
     fn encode(output: &T) -> Result<Bytes, Self::Error> {
-        serde_json::to_vec(output).map(Bytes::from)
+        JsonEncoding::encode(output)
     }
 }
 

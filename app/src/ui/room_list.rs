@@ -26,8 +26,8 @@ pub struct MenuOpen(pub RwSignal<bool>);
 /// How often the room list refreshes itself.
 const REFRESH_MS: u64 = 15_000;
 
-/// The room in a `/r/:room` path.
-fn room_of(path: &str) -> String {
+/// The room in a `/r/:room` path (empty for any other path).
+pub(super) fn room_of(path: &str) -> String {
     path.strip_prefix("/r/")
         .unwrap_or_default()
         .trim_end_matches('/')

@@ -20,12 +20,10 @@ pub fn room(room: &str, unread: u32) -> String {
 #[cfg(any(feature = "ssr", test))]
 pub fn for_path(path: &str) -> String {
     use crate::domain::RoomId;
-    let path = path.trim_end_matches('/');
-    if let Some(name) = path.strip_prefix("/r/") {
-        if let Ok(id) = RoomId::parse(name) {
-            return room(id.as_str(), 0);
-        }
-    } else if path == "/moderate" {
+    if let Ok(id) = RoomId::parse(&super::room_list::room_of(path)) {
+        return room(id.as_str(), 0);
+    }
+    if path.trim_end_matches('/') == "/moderate" {
         return MODERATION.to_owned();
     }
     APP.to_owned()
