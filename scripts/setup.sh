@@ -112,13 +112,15 @@ ensure_build_tools() {
 # site (the Dockerfile's) finds the hashed names without the build directory.
 # The WASM is built with the standard library rebuilt for size: panics abort
 # without a message, `{:?}` prints nothing and panic locations are left out
-# (the browser needs none of them). Both halves erase component types
+# (the browser needs none of them), and the standard library picks its smaller
+# algorithms (`optimize_for_size`). Both halves erase component types
 # (`erase_components`: smaller WASM, ~9 % slower page rendering); hydration
 # fails unless server and browser agree on it.
 build_release() {
   ensure_wasm_toolchain
   local erase="--cfg erase_components"
   (cd "$ROOT" && RUSTUP_TOOLCHAIN="$WASM_TOOLCHAIN" CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
+    CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$WASM_RUSTFLAGS $erase" \
     cargo leptos build --release --precompress --frontend-only)
   (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} $erase" \

@@ -7,11 +7,11 @@ import { uniq } from './helpers';
 // these are budgets, not timings. KB = 1000 bytes.
 //
 // The project's targets are 250 KB of WASM and 320 KB for a first visit.
-// The first visit meets its target (about 287 KB); the WASM does not yet
-// (about 271 KB brotli: docs/benchmarks.md, "WASM size"), so its ceiling
+// The first visit meets its target (about 286 KB); the WASM does not yet
+// (about 269.4 KB brotli: docs/benchmarks.md, "WASM size"), so its ceiling
 // keeps it from growing: lower it with every saving, never raise it without
 // saying why.
-const WASM_BUDGET = 276_000;
+const WASM_BUDGET = 272_000;
 const FIRST_VISIT_BUDGET = 320_000;
 
 type Seen = { url: string; type: string; status: number; encoding: string; cache: string; bytes: number; cached: boolean };
@@ -42,7 +42,7 @@ async function visit(page: import('@playwright/test').Page, path: string): Promi
   });
   await page.goto(path);
   await expect(page.locator('main.chat')).toHaveAttribute('data-hydrated', 'true');
-  await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live');
+  await expect(page.locator('.conn[data-state]')).toHaveAttribute('data-state', 'live');
   await page.waitForLoadState('networkidle');
   await cdp.detach();
   return [...seen.values()].filter((s) => s.url.startsWith('http'));

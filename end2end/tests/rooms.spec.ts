@@ -89,3 +89,23 @@ for (const width of [1200, 1024, 760]) {
     expect(await go.evaluate((b) => b.scrollWidth <= b.clientWidth)).toBe(true);
   });
 }
+
+test('a missing page reached inside the app says so, under the app title', async ({ page }) => {
+  await openChat(page);
+  await expect(page).toHaveTitle('#lobby · Chat');
+  // A same-origin link the router follows without loading a new document.
+  await page.evaluate(() => {
+    (window as unknown as { sameDocument: boolean }).sameDocument = true;
+    const link = document.createElement('a');
+    link.href = '/no/such/page';
+    document.body.append(link);
+    link.click();
+  });
+  await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+  expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
+  await expect(page).toHaveTitle('Chat');
+  // And back: the room's title again.
+  await page.goBack();
+  await waitLive(page, 'lobby');
+  await expect(page).toHaveTitle('#lobby · Chat');
+});

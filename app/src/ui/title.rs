@@ -5,7 +5,8 @@
 
 use leptos::prelude::*;
 
-const APP: &str = "Chat";
+/// Every page but a room's and the moderation page's (a missing page's too).
+pub const APP: &str = "Chat";
 pub const MODERATION: &str = "Moderation · Chat";
 
 /// A room's title, with the messages that arrived while the tab was hidden.
