@@ -42,7 +42,7 @@ async function visit(page: import('@playwright/test').Page, path: string): Promi
   });
   await page.goto(path);
   await expect(page.locator('main.chat')).toHaveAttribute('data-hydrated', 'true');
-  await expect(page.locator('.conn[data-state]')).toHaveAttribute('data-state', 'live');
+  await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live');
   await page.waitForLoadState('networkidle');
   await cdp.detach();
   return [...seen.values()].filter((s) => s.url.startsWith('http'));

@@ -20,7 +20,7 @@ export async function openChat(page: Page, name?: string, room?: string, base = 
   await page.goto(`${base}${room ? `/r/${room}` : '/'}`);
 
   await expect(page.locator('main.chat')).toHaveAttribute('data-hydrated', 'true');
-  await expect(page.locator('.conn[data-state]')).toHaveAttribute('data-state', 'live');
+  await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live');
   if (name !== undefined) {
     await page.getByLabel('Name').fill(name);
   }
@@ -71,5 +71,5 @@ export async function nameTaken(page: Page, name: string): Promise<void> {
 /** Waits until the room page on screen is live again (after navigating). */
 export async function waitLive(page: Page, room: string): Promise<void> {
   await expect(page.locator(`main.chat[data-room="${room}"]`)).toHaveAttribute('data-ready', 'true');
-  await expect(page.locator('.conn[data-state]')).toHaveAttribute('data-state', 'live');
+  await expect(page.locator('.conn')).toHaveAttribute('data-state', 'live');
 }

@@ -386,3 +386,13 @@ async fn pages_arrive_with_their_title() {
         );
     }
 }
+
+/// A browser without scripts shows the `<noscript>` notice as a paragraph:
+/// the server writes it as markup, not as escaped text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_says_live_updates_need_javascript() {
+    let app = spawn_app(TestDb::sqlite().await, &[]).await;
+    let html = app.page("/r/lobby").await;
+    let notice = r#"<noscript><p class="conn">Live updates need JavaScript: reload to see new messages.</p></noscript>"#;
+    assert_eq!(html.matches(notice).count(), 1, "{html}");
+}

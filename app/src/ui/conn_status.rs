@@ -4,6 +4,9 @@ use leptos::prelude::*;
 
 use crate::state::{ConnState, Live, RoomFeed};
 
+const NO_SCRIPT: &str =
+    r#"<p class="conn">Live updates need JavaScript: reload to see new messages.</p>"#;
+
 #[component]
 pub fn ConnStatus() -> impl IntoView {
     let live = expect_context::<Live>();
@@ -29,8 +32,9 @@ pub fn ConnStatus() -> impl IntoView {
             <span class="dot" aria-hidden="true"></span>
             <span class="text">{text}</span>
         </p>
-        <noscript>
-            <p class="conn">"Live updates need JavaScript: reload to see new messages."</p>
-        </noscript>
+        // As markup, not elements: a browser running scripts reads a
+        // `<noscript>`'s content as text, and a page built in the browser
+        // (after navigating from another route) must hold the same.
+        <noscript inner_html=NO_SCRIPT></noscript>
     }
 }
