@@ -41,8 +41,8 @@ fn finish<T>(result: Result<T, ApiError>, page: Option<String>) -> Result<T, Api
     if http::is_plain_form() {
         let page = back_to(page);
         match &result {
-            Ok(_) => leptos_axum::redirect(&page),
-            Err(e) => leptos_axum::redirect(&http::error_location(&page, e, "")),
+            Ok(_) => leptos_axum::redirect(&page, false),
+            Err(e) => leptos_axum::redirect(&http::error_location(&page, e, ""), false),
         }
     }
     result
@@ -110,7 +110,7 @@ pub async fn become_moderator(token: String) -> Result<Me, ApiError> {
         } else {
             "/moderate?error=forbidden".to_owned()
         };
-        leptos_axum::redirect(&page);
+        leptos_axum::redirect(&page, false);
     }
     if let Err(e) = &result {
         super::http::set_status(e);

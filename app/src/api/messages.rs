@@ -119,12 +119,12 @@ pub async fn post_message(
         Err(e) => Err(e.into()),
     };
     match &result {
-        Ok(_) if plain_form => leptos_axum::redirect(&page),
+        Ok(_) if plain_form => leptos_axum::redirect(&page, false),
         Ok(_) => {}
         Err(e) => {
             http::set_status(e);
             if plain_form {
-                leptos_axum::redirect(&http::error_location(&page, e, &content));
+                leptos_axum::redirect(&http::error_location(&page, e, &content), false);
             }
         }
     }

@@ -185,7 +185,7 @@ fn submit(live: Live, feed: RoomFeed, pending: Pending) {
                 let secs = retry_after_ms.div_ceil(1000).max(1);
                 feed.fail(pending.id, format!("Slow down: sending again in {secs} s…"));
                 let id = pending.id;
-                set_timeout(
+                let _ = set_timeout(
                     move || retry(live, feed, id),
                     std::time::Duration::from_millis(retry_after_ms.max(100)),
                 );

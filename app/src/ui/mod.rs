@@ -81,7 +81,8 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| {
         hydrated.set(true);
         clock.0.set(browser::clock());
-        set_interval(
+        // For the page's lifetime; it fails only without a window.
+        let _ = set_interval(
             move || clock.0.set(browser::clock()),
             Duration::from_secs(30),
         );

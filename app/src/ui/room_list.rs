@@ -46,7 +46,7 @@ pub fn RoomList() -> impl IntoView {
     let rooms = Resource::new(move || (refresh.get(), current.get()), |_| list_rooms());
 
     Effect::new(move |_| {
-        let handle = set_interval_with_handle(
+        let handle = set_interval(
             move || refresh.update(|n| *n += 1),
             std::time::Duration::from_millis(REFRESH_MS),
         );

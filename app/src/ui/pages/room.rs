@@ -108,7 +108,7 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
             live.add_announcement(a);
         }
 
-        let typing = set_interval_with_handle(
+        let typing = set_interval(
             move || {
                 if let Some((now, _)) = browser::clock() {
                     feed.prune_typing(now);
@@ -199,14 +199,17 @@ fn reload(live: Live, feed: RoomFeed) {
     leptos::task::spawn_local(async move {
         match older_messages(room, i64::MAX).await {
             Ok(page) => live.reloaded(feed, page.messages, page.epoch, PAGE_SIZE as usize),
-            Err(_) => set_timeout(
-                move || {
-                    if feed.is_stale() {
-                        reload(live, feed);
-                    }
-                },
-                Duration::from_secs(2),
-            ),
+            Err(_) => {
+                // Without a window there is nothing to reload into.
+                let _ = set_timeout(
+                    move || {
+                        if feed.is_stale() {
+                            reload(live, feed);
+                        }
+                    },
+                    Duration::from_secs(2),
+                );
+            }
         }
     });
 }
