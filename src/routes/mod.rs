@@ -304,8 +304,7 @@ pub struct JoinQuery {
 
 /// `GET /join?room=name`: the room form without JavaScript.
 pub async fn join(Query(q): Query<JoinQuery>) -> Redirect {
-    let name = q.room.unwrap_or_default().trim().to_lowercase();
-    match RoomId::parse(&name) {
+    match RoomId::parse_typed(&q.room.unwrap_or_default()) {
         Ok(room) => Redirect::to(&format!("/r/{room}")),
         Err(e) => Redirect::to(&format!("/r/lobby?error={}", ApiError::from(e).code())),
     }

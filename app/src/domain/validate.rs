@@ -58,6 +58,13 @@ impl RoomId {
         }
     }
 
+    /// A room name as a person typed it into a form: surrounding space and
+    /// capitals are forgiven (room names are ASCII, so ASCII case is all
+    /// there is to fold).
+    pub fn parse_typed(s: &str) -> Result<Self, ValidationError> {
+        Self::parse(&s.trim().to_ascii_lowercase())
+    }
+
     pub fn lobby() -> Self {
         Self(DEFAULT_ROOM.to_owned())
     }
@@ -144,21 +151,47 @@ pub fn is_format(c: char) -> bool {
 /// Whether `name` passes for one of the reserved names: compared without
 /// case, width (full-width Latin letters are folded) or anything but
 /// letters and digits, and any name with the broadcast megaphone.
+///
+/// The browser decides only names that are ASCII once widths are folded
+/// (exactly as the server would) and leaves the rest to the server:
+/// Unicode's letter and case tables would cost the WASM 5 KB (brotli), and
+/// the server checks every rename and every post anyway.
 fn looks_reserved(name: &str) -> bool {
     if name.contains('📣') {
         return true;
     }
-    let folded: String = name
-        .chars()
-        .map(|c| match c as u32 {
-            // Full-width ASCII (U+FF01-U+FF5E) is ASCII shifted.
-            cp @ 0xFF01..=0xFF5E => char::from_u32(cp - 0xFEE0).unwrap_or(c),
-            _ => c,
-        })
+    let folded = match fold_ascii(name) {
+        Some(ascii) => ascii,
+        None if cfg!(feature = "hydrate") => return false,
+        None => fold_unicode(name),
+    };
+    RESERVED_NAMES.contains(&folded.as_str())
+}
+
+/// Full-width ASCII (U+FF01-U+FF5E) is ASCII shifted.
+fn fold_width(c: char) -> char {
+    match c as u32 {
+        cp @ 0xFF01..=0xFF5E => char::from_u32(cp - 0xFEE0).unwrap_or(c),
+        _ => c,
+    }
+}
+
+/// The letters and digits of `name`, lower-cased, if it is ASCII once
+/// widths are folded: for ASCII, [`fold_unicode`] without its tables.
+fn fold_ascii(name: &str) -> Option<String> {
+    name.chars()
+        .map(fold_width)
+        .filter(|c| !c.is_ascii() || c.is_ascii_alphanumeric())
+        .map(|c| c.is_ascii().then(|| c.to_ascii_lowercase()))
+        .collect()
+}
+
+fn fold_unicode(name: &str) -> String {
+    name.chars()
+        .map(fold_width)
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
-        .collect();
-    RESERVED_NAMES.contains(&folded.as_str())
+        .collect()
 }
 
 /// A message text: 1-2000 characters (not bytes) after trimming; newlines
@@ -248,6 +281,12 @@ mod tests {
         assert_eq!(RoomId::parse("Lobby"), Err(ValidationError::Room));
         assert_eq!(RoomId::parse("lob by"), Err(ValidationError::Room));
         assert_eq!(RoomId::parse("ロビー"), Err(ValidationError::Room));
+        // What a person types into the room form.
+        assert_eq!(RoomId::parse_typed("  Lobby "), RoomId::parse("lobby"));
+        assert_eq!(
+            RoomId::parse_typed("ＬＯＢＢＹ"),
+            Err(ValidationError::Room)
+        );
     }
 
     #[test]
@@ -314,6 +353,42 @@ mod tests {
         }
         assert!(SenderName::parse("observer").is_ok());
         assert_eq!(SenderName::server().as_str(), "server");
+        // Not ASCII: the browser's build leaves this one to the server's check.
+        assert_eq!(
+            SenderName::parse("ad\u{2006}min 🙂"),
+            Err(ValidationError::SenderReserved)
+        );
+    }
+
+    #[test]
+    fn the_browsers_fold_is_the_servers_for_ascii_names() {
+        let names = [
+            "Server",
+            "s.e.r.v.e.r",
+            "ｓｅｒｖｅｒ",
+            "ADMIN!",
+            "a_d-m i/n",
+            "Sys7em",
+            "x",
+            "",
+            "Zoë",
+            "アリス",
+            "🌸 hana",
+            "server 🙂",
+            "\u{212A}",
+            "ﬀ",
+        ];
+        for name in names {
+            match fold_ascii(name) {
+                Some(ascii) => assert_eq!(ascii, fold_unicode(name), "{name:?}"),
+                None => assert!(
+                    name.chars().map(fold_width).any(|c| !c.is_ascii()),
+                    "{name:?}"
+                ),
+            }
+        }
+        assert_eq!(fold_ascii("ＳＥＲＶＥＲ").as_deref(), Some("server"));
+        assert_eq!(fold_ascii("server 🙂"), None);
     }
 
     #[test]

@@ -62,8 +62,7 @@ pub fn RoomList() -> impl IntoView {
     let navigate = use_navigate();
     let on_join = move |e: ev::SubmitEvent| {
         e.prevent_default();
-        let name = join_name.get_untracked().trim().to_lowercase();
-        match RoomId::parse(&name) {
+        match RoomId::parse_typed(&join_name.get_untracked()) {
             Ok(room) => {
                 join_error.set(None);
                 join_name.set(String::new());
