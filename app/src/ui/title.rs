@@ -31,8 +31,9 @@ pub fn for_path(path: &str) -> String {
 }
 
 /// Keeps the document's title at `title` while the calling component lives
-/// (browser only; the server wrote the first one).
-pub fn keep(title: impl Fn() -> String + 'static) {
+/// (browser only; the server wrote the first one). Boxed: one effect for
+/// every page instead of one compiled per page.
+pub fn keep(title: Box<dyn Fn() -> String + Send + Sync>) {
     Effect::new(move |_| document().set_title(&title()));
 }
 
