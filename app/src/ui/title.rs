@@ -31,9 +31,13 @@ pub fn for_path(path: &str) -> String {
 }
 
 /// Keeps the document's title at `title` while the calling component lives
-/// (browser only; the server wrote the first one). Boxed: one effect for
-/// every page instead of one compiled per page.
-pub fn keep(title: Box<dyn Fn() -> String + Send + Sync>) {
+/// (browser only; the server wrote the first one).
+pub fn keep(title: impl Fn() -> String + Send + Sync + 'static) {
+    keep_boxed(Box::new(title));
+}
+
+/// Boxed, so one effect is compiled for every page instead of one per page.
+fn keep_boxed(title: Box<dyn Fn() -> String + Send + Sync>) {
     Effect::new(move |_| document().set_title(&title()));
 }
 

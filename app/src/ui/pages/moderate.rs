@@ -45,7 +45,7 @@ pub fn ModeratePage() -> impl IntoView {
         });
     };
     let action = <BecomeModerator as ServerFn>::PATH;
-    crate::ui::title::keep(Box::new(|| crate::ui::title::MODERATION.to_owned()));
+    crate::ui::title::keep(|| crate::ui::title::MODERATION.to_owned());
     view! {
         <main class="moderate">
             <h1>"Moderation"</h1>

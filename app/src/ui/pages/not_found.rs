@@ -8,7 +8,7 @@ pub fn NotFound() -> impl IntoView {
         res.set_status(axum::http::StatusCode::NOT_FOUND);
     }
     // After the browser's back or forward from a room, the room's title would stay.
-    crate::ui::title::keep(Box::new(|| crate::ui::title::APP.to_owned()));
+    crate::ui::title::keep(|| crate::ui::title::APP.to_owned());
     view! {
         <main class="not-found">
             <h1>"Page not found"</h1>

@@ -155,9 +155,9 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     // may run once more as this page goes.
     {
         let room = room.clone();
-        crate::ui::title::keep(Box::new(move || {
+        crate::ui::title::keep(move || {
             crate::ui::title::room(&room, feed.unread.try_get().unwrap_or(0))
-        }));
+        });
     }
     view! {
         <main
