@@ -11,6 +11,7 @@ pub mod healthcheck;
 pub mod identity;
 pub mod metrics;
 pub mod net;
+pub mod page_frames;
 pub mod router;
 pub mod routes;
 pub mod security;

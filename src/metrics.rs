@@ -52,6 +52,7 @@ fn register_at_zero() {
         "bus_recovered_messages_total",
         "http_connections_refused_total",
         "cross_site_requests_refused_total",
+        "page_frames_rendered_total",
     ] {
         counter!(name).absolute(0);
     }

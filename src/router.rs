@@ -28,6 +28,7 @@ use crate::{
     identity::{self, Identify},
     metrics,
     net::{self, TrustedHops},
+    page_frames::FrameLayer,
     routes::{self, trust},
     security::{self, SecuritySettings},
 };
@@ -84,6 +85,7 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
     let options = state.leptos_options.clone();
     // Server functions see the backend only through `app`'s seam.
     let backend: SharedBackend = std::sync::Arc::new(state.chat.clone());
+    let frames = FrameLayer::new(backend.clone());
     let context = move || provide_context(backend.clone());
     let hops = settings.trusted_hops;
     let mut router = Router::new()
@@ -115,11 +117,15 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
     if settings.with_metrics {
         router = router.route("/metrics", get(metrics::render));
     }
-    router
-        .nest_service("/pkg", assets(&state.leptos_options))
+    // The pages, room pages filled into kept frames where they can be.
+    let pages = Router::new()
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             shell(options.clone())
         })
+        .layer(frames);
+    router
+        .nest_service("/pkg", assets(&state.leptos_options))
+        .merge(pages)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,

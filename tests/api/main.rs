@@ -8,6 +8,7 @@ mod http;
 mod maintenance;
 mod nojs;
 mod ops;
+mod page_frames;
 mod restore;
 mod trust;
 mod ws;

@@ -55,7 +55,15 @@ pub fn set_page_csp() {
     let nonce = leptos::nonce::use_nonce()
         .map(|n| n.to_string())
         .unwrap_or_default();
-    let https = peer().is_some_and(|p| p.https);
+    if let Some(value) = page_csp(&parts, &nonce) {
+        slot.set(value);
+    }
+}
+
+/// The policy for a page requested with `parts` whose scripts carry `nonce`
+/// (also used by the binary for pages filled from a kept frame).
+pub fn page_csp(parts: &Parts, nonce: &str) -> Option<HeaderValue> {
+    let https = parts.extensions.get::<Peer>().is_some_and(|p| p.https);
     let socket = match parts
         .headers
         .get(header::HOST)
@@ -76,9 +84,7 @@ pub fn set_page_csp() {
          style-src 'self'; img-src 'self' data:; connect-src 'self'{socket}{dev}; \
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        slot.set(value);
-    }
+    HeaderValue::from_str(&csp).ok()
 }
 
 /// A page's policy on its way from the render to the response: the

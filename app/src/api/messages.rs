@@ -12,6 +12,8 @@ use crate::domain::{Message, RoomSummary};
 pub const PAGE_SIZE: u32 = 50;
 /// Recent announcements (broadcasts) shown with a room.
 pub const ANNOUNCEMENTS_SHOWN: u32 = 10;
+/// Rooms in the room list.
+pub const ROOMS_LISTED: u32 = 50;
 
 /// What the room page needs to render.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,26 +45,46 @@ pub struct History {
 #[server(endpoint = "load_room", output = crate::api::codec::Json)]
 pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
     use super::{backend, http, Client};
-    use crate::domain::RoomId;
+    // Rendering a room's frame: the reads were made for it.
+    if let Some(template) = crate::ui::page_frame::template() {
+        return Ok(template.snapshot.clone());
+    }
     let backend = backend()?;
-    let room_id = RoomId::parse(&room).inspect_err(|_| http::set_status_code(404))?;
-    let session = Client::current().session;
-    let viewer = session.as_ref().map(|s| s.author.as_str());
+    let room_id =
+        crate::domain::RoomId::parse(&room).inspect_err(|_| http::set_status_code(404))?;
+    read_room(&*backend, room_id, Client::current().session.as_ref()).await
+}
+
+/// What `viewer` sees of `room` when its page opens: the reads behind
+/// [`load_room`], also made by the page frame ([`crate::ui::page_frame`]).
+#[cfg(feature = "ssr")]
+pub async fn read_room(
+    backend: &dyn super::Backend,
+    room: crate::domain::RoomId,
+    session: Option<&super::Session>,
+) -> Result<RoomSnapshot, ApiError> {
+    use crate::domain::RoomId;
+    let viewer = session.map(|s| s.author.as_str());
     // Read first: if a restore lands between this and the reads below, the
     // page holds the old epoch and reloads when its socket reports the new.
     let epoch = backend.epoch();
-    let messages = backend.latest(&room_id, None, PAGE_SIZE, viewer).await?;
+    let messages = backend.latest(&room, None, PAGE_SIZE, viewer).await?;
     let announcements = backend
         .latest(&RoomId::announcements(), None, ANNOUNCEMENTS_SHOWN, None)
         .await?;
     Ok(RoomSnapshot {
-        room,
+        room: room.as_str().to_owned(),
         messages,
         announcements,
-        me: backend.me(session.as_ref()),
+        me: backend.me(session),
         form_id: Uuid::new_v4(),
         epoch,
     })
+}
+
+/// Whether a room opened with these (its newest) messages has older ones.
+pub fn has_older(messages: &[Message]) -> bool {
+    messages.len() >= PAGE_SIZE as usize && messages.first().is_some_and(|m| m.seq > 1)
 }
 
 /// Up to [`PAGE_SIZE`] messages before `before`, oldest first (history;
@@ -88,7 +110,10 @@ pub async fn older_messages(room: String, before: i64) -> Result<History, ApiErr
 /// Rooms with recent activity, newest first.
 #[server(endpoint = "list_rooms", output = crate::api::codec::Json)]
 pub async fn list_rooms() -> Result<Vec<RoomSummary>, ApiError> {
-    super::backend()?.rooms(50).await
+    if let Some(template) = crate::ui::page_frame::template() {
+        return Ok(template.rooms.clone());
+    }
+    super::backend()?.rooms(ROOMS_LISTED).await
 }
 
 /// Posts a message. Called from the page's WASM, or as the `action` of the

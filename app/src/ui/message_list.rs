@@ -159,7 +159,7 @@ pub fn MessageList() -> impl IntoView {
                     } else {
                         // Server-rendered, and left as it is while the page
                         // hydrates: the rows as one fragment.
-                        view! { <ol class="messages" inner_html=first_rows(live, build, empty)></ol> }
+                        view! { <ol class="messages" inner_html=first_rows(live, feed)></ol> }
                             .into_any()
                     }
                 }}
@@ -182,7 +182,7 @@ pub fn MessageList() -> impl IntoView {
 }
 
 /// What an empty room says.
-const EMPTY: &str = "No messages yet. Say hello!";
+pub(super) const EMPTY: &str = "No messages yet. Say hello!";
 
 /// One row of the live list.
 pub(super) fn row_view(row: Row) -> AnyView {
@@ -203,29 +203,27 @@ pub(super) fn row_view(row: Row) -> AnyView {
     }
 }
 
-/// The rows as the server sends them ([`static_rows`]). In the browser the
+/// The rows as the server sends them ([`static_rows`]); a hole when the
+/// page's frame is being rendered ([`super::page_frame`]). In the browser the
 /// fragment is already in the page, so there is nothing to build.
 #[cfg(feature = "ssr")]
-fn first_rows(live: Live, build: impl Fn() -> Vec<Row>, empty: impl Fn() -> bool) -> String {
+fn first_rows(live: Live, feed: RoomFeed) -> String {
+    if let Some(template) = super::page_frame::template() {
+        return template.rows_hole();
+    }
     untrack(|| {
-        let rows = build();
         let author = live.author.get();
         let viewer = super::static_rows::Viewer {
             author: author.as_deref(),
             moderator: live.moderator.get(),
         };
-        let mut html = String::new();
-        if empty() {
-            html.push_str(r#"<li class="empty">"#);
-            html.push_str(EMPTY);
-            html.push_str("</li>");
-        }
-        html.push_str(&super::static_rows::render(&rows, &viewer));
-        html
+        feed.messages.with(|messages| {
+            super::static_rows::page(messages, &feed.announcements.get_value(), &viewer)
+        })
     })
 }
 
 #[cfg(not(feature = "ssr"))]
-fn first_rows(_: Live, _: impl Fn() -> Vec<Row>, _: impl Fn() -> bool) -> String {
+fn first_rows(_: Live, _: RoomFeed) -> String {
     String::new()
 }

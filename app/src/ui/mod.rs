@@ -8,6 +8,8 @@ mod head;
 mod message_actions;
 mod message_item;
 mod message_list;
+#[cfg(feature = "ssr")]
+pub mod page_frame;
 pub mod pages;
 mod presence_bar;
 mod room_list;
@@ -34,6 +36,7 @@ use room_list::{MenuOpen, RoomList, Seen};
 #[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     crate::api::http::set_page_csp();
+    page_frame::note_nonce();
     let title = title::for_path(&crate::api::http::request_path());
     view! {
         <!DOCTYPE html>

@@ -18,7 +18,7 @@ use leptos::server_fn::ServerFn;
 use super::{
     message_item::{full_time, machine_time, time_label},
     text::{segments, Segment},
-    timeline::Row,
+    timeline::{build_rows, Row},
 };
 use crate::{
     api::DeleteMessage,
@@ -29,6 +29,21 @@ use crate::{
 pub struct Viewer<'a> {
     pub author: Option<&'a str>,
     pub moderator: bool,
+}
+
+/// A room page's list as the server sends it: its newest messages with the
+/// announcements among them (no divider, times in UTC), or what an empty
+/// room says.
+pub fn page(messages: &[Message], announcements: &[Message], viewer: &Viewer<'_>) -> String {
+    let rows = build_rows(messages, announcements, None, None);
+    let mut html = render(&rows, viewer);
+    if messages.is_empty() {
+        html.insert_str(
+            0,
+            &format!(r#"<li class="empty">{}</li>"#, super::message_list::EMPTY),
+        );
+    }
+    html
 }
 
 /// The list's rows as HTML, as the live list renders them before the

@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
-    api::{load_room, older_messages, ApiError, RoomSnapshot, PAGE_SIZE},
+    api::{has_older, load_room, older_messages, ApiError, RoomSnapshot, PAGE_SIZE},
     browser,
     state::{Live, RoomFeed},
     ui::{
@@ -70,8 +70,7 @@ fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
         (error, draft)
     });
     let room = snapshot.room.clone();
-    let has_older = snapshot.messages.len() >= PAGE_SIZE as usize
-        && snapshot.messages.first().is_some_and(|m| m.seq > 1);
+    let has_older = has_older(&snapshot.messages);
     let feed = RoomFeed::new(
         snapshot.room.clone(),
         snapshot.messages,

@@ -1,0 +1,319 @@
+//! A room page's frame: everything on it that is the same for every viewer
+//! (the document head, the room list, the top bar, the composer, the
+//! scaffolding of the list and the page's hydration script), rendered by
+//! Leptos once and then filled in for each request. Rendering the page
+//! costs most of a page request (owners, signals, the router, the async
+//! render around the list: about 0.5 ms a page whatever the room holds),
+//! so the binary keeps a room's frame while the room list it shows stays
+//! the same and fills it per request with what is not shared: the
+//! viewer's rows and data, the form's id, the CSP nonce.
+//!
+//! The frame is cut from a real render: the binary renders the page with a
+//! [`Template`] on the request, whose data carries unguessable markers in
+//! place of what varies (a random token for the viewer's name and the
+//! rows, a fresh form id, the render's nonce), and [`Frame::cut`] finds each
+//! of them the expected number of times or refuses the frame. The viewer's
+//! data in the page's hydration script is found as the exact string the
+//! render writes for the template's data. So a filled frame is what a
+//! fresh render would have sent, which the binary's tests check byte for
+//! byte for every kind of viewer.
+
+use std::sync::{Arc, OnceLock};
+
+use html_escape::encode_double_quoted_attribute;
+use leptos::prelude::use_context;
+use uuid::Uuid;
+
+use super::static_rows::{self, Viewer};
+use crate::{
+    api::{has_older, ApiError, Me, RoomSnapshot},
+    domain::RoomSummary,
+};
+
+/// What a frame is rendered from, set on the request (an extension) that
+/// renders it: [`crate::api::load_room`] and [`crate::api::list_rooms`]
+/// answer with it instead of reading.
+#[derive(Debug)]
+pub struct Template {
+    pub snapshot: RoomSnapshot,
+    pub rooms: Vec<RoomSummary>,
+    /// Random: marks the holes for the viewer's name and the rows.
+    token: String,
+    /// The render's nonce, noted by the shell ([`note_nonce`]).
+    nonce: OnceLock<String>,
+}
+
+impl Template {
+    /// A template for a page showing `snapshot` (the first viewer's) with
+    /// `rooms` in its room list: the viewer's identity and form id are
+    /// replaced by markers.
+    pub fn new(mut snapshot: RoomSnapshot, rooms: Vec<RoomSummary>) -> Arc<Self> {
+        let token = Uuid::new_v4().simple().to_string();
+        snapshot.me = Me {
+            author: None,
+            name: Some(format!("name{token}")),
+            moderator: false,
+            edit_window_secs: snapshot.me.edit_window_secs,
+        };
+        snapshot.form_id = Uuid::new_v4();
+        Arc::new(Self {
+            snapshot,
+            rooms,
+            token,
+            nonce: OnceLock::new(),
+        })
+    }
+
+    /// What the server-rendered list holds in the frame.
+    pub fn rows_hole(&self) -> String {
+        format!("rows{}", self.token)
+    }
+}
+
+/// The template of the page being rendered, if it is a frame.
+pub fn template() -> Option<Arc<Template>> {
+    use_context::<axum::http::request::Parts>()?
+        .extensions
+        .get::<Arc<Template>>()
+        .cloned()
+}
+
+/// Called by the shell: a frame's render notes its nonce, to be cut out.
+pub fn note_nonce() {
+    if let (Some(template), Some(nonce)) = (template(), leptos::nonce::use_nonce()) {
+        let _ = template.nonce.set(nonce.to_string());
+    }
+}
+
+/// A page cut into what every viewer shares and the holes between.
+#[derive(Debug)]
+pub struct Frame {
+    pieces: Vec<Piece>,
+    /// What the shared parts were rendered from: a page whose data differs
+    /// in these needs another frame.
+    epoch: String,
+    has_older: bool,
+    rooms: Vec<RoomSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Text(String),
+    /// `load_room`'s answer in the hydration script.
+    Data,
+    /// The server-rendered rows.
+    Rows,
+    /// The name field's value.
+    Name,
+    /// The no-JS form's id.
+    FormId,
+    Nonce,
+}
+
+impl Frame {
+    /// Cuts the page `html`, rendered from `template`, into a frame; an
+    /// error says which marker was not found as often as expected (the
+    /// page is then rendered whole, as without frames).
+    pub fn cut(html: &str, template: &Template) -> Result<Self, String> {
+        let nonce = template.nonce.get().ok_or("the render noted no nonce")?;
+        let name = template.snapshot.me.name.clone().unwrap_or_default();
+        // The data first: it holds the other markers (and messages).
+        let holes = [
+            (resource(&template.snapshot), Piece::Data, Some(1)),
+            (template.rows_hole(), Piece::Rows, Some(1)),
+            (name, Piece::Name, Some(1)),
+            (
+                template.snapshot.form_id.to_string(),
+                Piece::FormId,
+                Some(1),
+            ),
+            (nonce.clone(), Piece::Nonce, None),
+        ];
+        let mut pieces = vec![Piece::Text(html.to_owned())];
+        for (marker, hole, expected) in holes {
+            let mut found = 0;
+            let mut cut = Vec::with_capacity(pieces.len() + 2);
+            for piece in pieces {
+                let Piece::Text(text) = piece else {
+                    cut.push(piece);
+                    continue;
+                };
+                for (i, part) in text.split(marker.as_str()).enumerate() {
+                    if i > 0 {
+                        found += 1;
+                        cut.push(hole.clone());
+                    }
+                    if !part.is_empty() {
+                        cut.push(Piece::Text(part.to_owned()));
+                    }
+                }
+            }
+            pieces = cut;
+            if found == 0 || expected.is_some_and(|n| n != found) {
+                return Err(format!(
+                    "{hole:?} found {found} times in the rendered frame, expected {}",
+                    expected.map_or_else(|| "at least once".to_owned(), |n| n.to_string())
+                ));
+            }
+        }
+        Ok(Self {
+            pieces,
+            epoch: template.snapshot.epoch.clone(),
+            has_older: has_older(&template.snapshot.messages),
+            rooms: template.rooms.clone(),
+        })
+    }
+
+    /// Whether a page showing `snapshot`, with `rooms` listed, is this
+    /// frame filled in.
+    pub fn fits(&self, snapshot: &RoomSnapshot, rooms: &[RoomSummary]) -> bool {
+        self.epoch == snapshot.epoch
+            && self.has_older == has_older(&snapshot.messages)
+            && self.rooms == rooms
+    }
+
+    /// The page for `snapshot`'s viewer, with `nonce` as its CSP nonce.
+    pub fn fill(&self, snapshot: &RoomSnapshot, nonce: &str) -> String {
+        let data = resource(snapshot);
+        let viewer = Viewer {
+            author: snapshot.me.author.as_deref(),
+            moderator: snapshot.me.moderator,
+        };
+        let rows = static_rows::page(&snapshot.messages, &snapshot.announcements, &viewer);
+        let name = encode_double_quoted_attribute(snapshot.me.name.as_deref().unwrap_or_default());
+        let form_id = snapshot.form_id.to_string();
+        let size = self
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                _ => 64,
+            })
+            .sum::<usize>()
+            + data.len()
+            + rows.len();
+        let mut page = String::with_capacity(size);
+        for piece in &self.pieces {
+            page.push_str(match piece {
+                Piece::Text(text) => text,
+                Piece::Data => &data,
+                Piece::Rows => &rows,
+                Piece::Name => &name,
+                Piece::FormId => &form_id,
+                Piece::Nonce => nonce,
+            });
+        }
+        page
+    }
+}
+
+/// `load_room`'s answer as the render writes it into the hydration script:
+/// JSON (the resource's codec), `<` escaped (so no `</script>` ends the
+/// script early), as a JavaScript string literal.
+fn resource(snapshot: &RoomSnapshot) -> String {
+    let json = serde_json::to_string(&Ok::<_, ApiError>(snapshot)).unwrap_or_default();
+    format!("{:?}", json.replace('<', "\\u003c"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(messages: usize) -> RoomSnapshot {
+        RoomSnapshot {
+            room: "lobby".into(),
+            messages: (1..=messages as i64)
+                .map(|seq| crate::domain::Message {
+                    room: "lobby".into(),
+                    seq,
+                    sender: "Ann".into(),
+                    author: Some("a1".into()),
+                    content: format!("hi <b>{seq}</b> \"{seq}\""),
+                    ..Default::default()
+                })
+                .collect(),
+            announcements: Vec::new(),
+            me: Me {
+                author: Some("a1".into()),
+                name: Some("Ann \"A\"".into()),
+                moderator: false,
+                edit_window_secs: 300,
+            },
+            form_id: Uuid::new_v4(),
+            epoch: "e1".into(),
+        }
+    }
+
+    /// A page as a render would write it from `snapshot`.
+    fn render(snapshot: &RoomSnapshot, rows: &str, nonce: &str) -> String {
+        format!(
+            r#"<script nonce="{nonce}">x</script><ol>{rows}</ol><input value="{}"/><input value="{}"/><script nonce="{nonce}">R={{1: {}}}</script>"#,
+            encode_double_quoted_attribute(snapshot.me.name.as_deref().unwrap_or_default()),
+            snapshot.form_id,
+            resource(snapshot)
+        )
+    }
+
+    fn cut(template: &Template) -> Result<Frame, String> {
+        let _ = template.nonce.set("n0nce".into());
+        Frame::cut(
+            &render(&template.snapshot, &template.rows_hole(), "n0nce"),
+            template,
+        )
+    }
+
+    #[test]
+    fn a_filled_frame_is_the_page_rendered_for_that_viewer() {
+        let first = snapshot(3);
+        let template = Template::new(first.clone(), Vec::new());
+        let frame = cut(&template).unwrap();
+        let mut other = snapshot(2);
+        other.me.name = None;
+        for viewer in [first, other] {
+            let rows = static_rows::page(
+                &viewer.messages,
+                &viewer.announcements,
+                &Viewer {
+                    author: viewer.me.author.as_deref(),
+                    moderator: viewer.me.moderator,
+                },
+            );
+            assert!(frame.fits(&viewer, &[]));
+            assert_eq!(
+                frame.fill(&viewer, "fresh"),
+                render(&viewer, &rows, "fresh")
+            );
+        }
+    }
+
+    #[test]
+    fn a_frame_is_refused_when_a_marker_is_missing_or_repeated() {
+        let template = Template::new(snapshot(1), Vec::new());
+        let _ = template.nonce.set("n0nce".into());
+        let page = render(&template.snapshot, &template.rows_hole(), "n0nce");
+        let twice = page.replace("<ol>", &format!("{}<ol>", template.rows_hole()));
+        let err = Frame::cut(&twice, &template).unwrap_err();
+        assert!(err.contains("Rows found 2 times"), "{err}");
+        let without = page.replace(&format!(r#"value="{}""#, template.snapshot.form_id), "");
+        let err = Frame::cut(&without, &template).unwrap_err();
+        assert!(err.contains("FormId found 0 times"), "{err}");
+    }
+
+    #[test]
+    fn a_frame_fits_only_pages_with_its_shared_parts() {
+        let rooms = vec![RoomSummary {
+            name: "lobby".into(),
+            last_seq: 3,
+            last_active_at: chrono::DateTime::UNIX_EPOCH,
+        }];
+        let frame = cut(&Template::new(snapshot(3), rooms.clone())).unwrap();
+        assert!(frame.fits(&snapshot(3), &rooms));
+        assert!(!frame.fits(&snapshot(3), &[]), "another room list");
+        let mut restored = snapshot(3);
+        restored.epoch = "e2".into();
+        assert!(!frame.fits(&restored, &rooms), "another epoch");
+        let mut long = snapshot(60);
+        long.messages.drain(..10);
+        assert!(!frame.fits(&long, &rooms), "older messages to load");
+    }
+}
