@@ -1,12 +1,12 @@
 //! Room pages filled into kept frames ([`app::ui::page_frame`]): a room page
 //! request makes the page's reads (the viewer's messages, the room list),
-//! and when the room's kept frame was rendered with the same room list,
-//! epoch and history button, the page is that frame with this viewer's
-//! rows, data, form id and a fresh CSP nonce written into its holes. Only
-//! otherwise does Leptos render: the page once as a frame (kept), then
-//! filled like any other. A room list changes with every commit, so a busy
-//! server renders about one frame per commit per open room; between
-//! commits every page is a fill.
+//! and when the room's kept frame was rendered with the same rooms listed
+//! in the same order, the same epoch and history button, the page is that
+//! frame with this viewer's rows and data, the room list's data, a form id
+//! and a fresh CSP nonce written into its holes. Only otherwise does Leptos
+//! render: the page once as a frame (kept), then filled like any other. The
+//! rooms are listed by activity, so a frame is rendered again when a post
+//! into another room reorders them, not for posts into the room on top.
 //!
 //! Pages with a query (a plain form's error and draft), other paths, and
 //! whatever the frame cannot hold (a room that does not exist, a failed
@@ -153,7 +153,7 @@ where
     let (kept, how) = match layer.kept(path) {
         Some(kept) if kept.frame.fits(&snapshot, &rooms) => (kept, KEPT),
         _ => {
-            let template = Template::new(snapshot.clone(), rooms);
+            let template = Template::new(snapshot.clone(), rooms.clone());
             match cut(render.clone(), &parts, template).await {
                 Ok(kept) => {
                     metrics::counter!("page_frames_rendered_total").increment(1);
@@ -174,7 +174,7 @@ where
             slot.set(csp);
         }
     }
-    let mut response = Response::new(Body::from(kept.frame.fill(&snapshot, &nonce)));
+    let mut response = Response::new(Body::from(kept.frame.fill(&snapshot, &rooms, &nonce)));
     *response.headers_mut() = kept.headers.clone();
     response
         .headers_mut()

@@ -4,9 +4,10 @@
 //! Leptos once and then filled in for each request. Rendering the page
 //! costs most of a page request (owners, signals, the router, the async
 //! render around the list: about 0.5 ms a page whatever the room holds),
-//! so the binary keeps a room's frame while the room list it shows stays
-//! the same and fills it per request with what is not shared: the
-//! viewer's rows and data, the form's id, the CSP nonce.
+//! so the binary keeps a room's frame while the rooms it lists stay the
+//! same (names and order) and fills it per request with what is not shared:
+//! the viewer's rows and data, the room list's data, the form's id, the CSP
+//! nonce.
 //!
 //! The frame is cut from a real render: the binary renders the page with a
 //! [`Template`] on the request, whose data carries unguessable markers in
@@ -93,7 +94,9 @@ pub struct Frame {
     /// in these needs another frame.
     epoch: String,
     has_older: bool,
-    rooms: Vec<RoomSummary>,
+    /// The room list's names in order (the list shows nothing else before
+    /// the browser knows what was read).
+    rooms: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +104,8 @@ enum Piece {
     Text(String),
     /// `load_room`'s answer in the hydration script.
     Data,
+    /// `list_rooms`' answer in the hydration script.
+    Rooms,
     /// The server-rendered rows.
     Rows,
     /// The name field's value.
@@ -120,6 +125,7 @@ impl Frame {
         // The data first: it holds the other markers (and messages).
         let holes = [
             (resource(&template.snapshot), Piece::Data, Some(1)),
+            (resource(&template.rooms), Piece::Rooms, Some(1)),
             (template.rows_hole(), Piece::Rows, Some(1)),
             (name, Piece::Name, Some(1)),
             (
@@ -160,7 +166,7 @@ impl Frame {
             pieces,
             epoch: template.snapshot.epoch.clone(),
             has_older: has_older(&template.snapshot.messages),
-            rooms: template.rooms.clone(),
+            rooms: template.rooms.iter().map(|r| r.name.clone()).collect(),
         })
     }
 
@@ -169,12 +175,14 @@ impl Frame {
     pub fn fits(&self, snapshot: &RoomSnapshot, rooms: &[RoomSummary]) -> bool {
         self.epoch == snapshot.epoch
             && self.has_older == has_older(&snapshot.messages)
-            && self.rooms == rooms
+            && self.rooms.iter().eq(rooms.iter().map(|r| &r.name))
     }
 
-    /// The page for `snapshot`'s viewer, with `nonce` as its CSP nonce.
-    pub fn fill(&self, snapshot: &RoomSnapshot, nonce: &str) -> String {
+    /// The page for `snapshot`'s viewer with `rooms` listed, with `nonce`
+    /// as its CSP nonce.
+    pub fn fill(&self, snapshot: &RoomSnapshot, rooms: &[RoomSummary], nonce: &str) -> String {
         let data = resource(snapshot);
+        let room_data = resource(&rooms);
         let viewer = Viewer {
             author: snapshot.me.author.as_deref(),
             moderator: snapshot.me.moderator,
@@ -191,12 +199,14 @@ impl Frame {
             })
             .sum::<usize>()
             + data.len()
+            + room_data.len()
             + rows.len();
         let mut page = String::with_capacity(size);
         for piece in &self.pieces {
             page.push_str(match piece {
                 Piece::Text(text) => text,
                 Piece::Data => &data,
+                Piece::Rooms => &room_data,
                 Piece::Rows => &rows,
                 Piece::Name => &name,
                 Piece::FormId => &form_id,
@@ -207,11 +217,11 @@ impl Frame {
     }
 }
 
-/// `load_room`'s answer as the render writes it into the hydration script:
-/// JSON (the resource's codec), `<` escaped (so no `</script>` ends the
-/// script early), as a JavaScript string literal.
-fn resource(snapshot: &RoomSnapshot) -> String {
-    let json = serde_json::to_string(&Ok::<_, ApiError>(snapshot)).unwrap_or_default();
+/// A server function's answer as the render writes it into the hydration
+/// script: JSON (the resource's codec), `<` escaped (so no `</script>` ends
+/// the script early), as a JavaScript string literal.
+fn resource<T: serde::Serialize>(value: &T) -> String {
+    let json = serde_json::to_string(&Ok::<_, ApiError>(value)).unwrap_or_default();
     format!("{:?}", json.replace('<', "\\u003c"))
 }
 
@@ -244,20 +254,37 @@ mod tests {
         }
     }
 
-    /// A page as a render would write it from `snapshot`.
-    fn render(snapshot: &RoomSnapshot, rows: &str, nonce: &str) -> String {
+    fn rooms(names: &[&str], last_seq: i64) -> Vec<RoomSummary> {
+        names
+            .iter()
+            .map(|name| RoomSummary {
+                name: (*name).into(),
+                last_seq,
+                last_active_at: chrono::DateTime::UNIX_EPOCH,
+            })
+            .collect()
+    }
+
+    /// A page as a render would write it from `snapshot` and `rooms`.
+    fn render(snapshot: &RoomSnapshot, rooms: &[RoomSummary], rows: &str, nonce: &str) -> String {
         format!(
-            r#"<script nonce="{nonce}">x</script><ol>{rows}</ol><input value="{}"/><input value="{}"/><script nonce="{nonce}">R={{1: {}}}</script>"#,
+            r#"<script nonce="{nonce}">x</script><ol>{rows}</ol><input value="{}"/><input value="{}"/><script nonce="{nonce}">R={{1: {}, 2: {}}}</script>"#,
             encode_double_quoted_attribute(snapshot.me.name.as_deref().unwrap_or_default()),
             snapshot.form_id,
-            resource(snapshot)
+            resource(snapshot),
+            resource(&rooms),
         )
     }
 
     fn cut(template: &Template) -> Result<Frame, String> {
         let _ = template.nonce.set("n0nce".into());
         Frame::cut(
-            &render(&template.snapshot, &template.rows_hole(), "n0nce"),
+            &render(
+                &template.snapshot,
+                &template.rooms,
+                &template.rows_hole(),
+                "n0nce",
+            ),
             template,
         )
     }
@@ -265,10 +292,12 @@ mod tests {
     #[test]
     fn a_filled_frame_is_the_page_rendered_for_that_viewer() {
         let first = snapshot(3);
-        let template = Template::new(first.clone(), Vec::new());
+        let template = Template::new(first.clone(), rooms(&["lobby", "b"], 3));
         let frame = cut(&template).unwrap();
         let mut other = snapshot(2);
         other.me.name = None;
+        // The rooms' counts moved on; their order did not.
+        let now = rooms(&["lobby", "b"], 9);
         for viewer in [first, other] {
             let rows = static_rows::page(
                 &viewer.messages,
@@ -278,10 +307,10 @@ mod tests {
                     moderator: viewer.me.moderator,
                 },
             );
-            assert!(frame.fits(&viewer, &[]));
+            assert!(frame.fits(&viewer, &now));
             assert_eq!(
-                frame.fill(&viewer, "fresh"),
-                render(&viewer, &rows, "fresh")
+                frame.fill(&viewer, &now, "fresh"),
+                render(&viewer, &now, &rows, "fresh")
             );
         }
     }
@@ -290,7 +319,7 @@ mod tests {
     fn a_frame_is_refused_when_a_marker_is_missing_or_repeated() {
         let template = Template::new(snapshot(1), Vec::new());
         let _ = template.nonce.set("n0nce".into());
-        let page = render(&template.snapshot, &template.rows_hole(), "n0nce");
+        let page = render(&template.snapshot, &[], &template.rows_hole(), "n0nce");
         let twice = page.replace("<ol>", &format!("{}<ol>", template.rows_hole()));
         let err = Frame::cut(&twice, &template).unwrap_err();
         assert!(err.contains("Rows found 2 times"), "{err}");
@@ -301,19 +330,23 @@ mod tests {
 
     #[test]
     fn a_frame_fits_only_pages_with_its_shared_parts() {
-        let rooms = vec![RoomSummary {
-            name: "lobby".into(),
-            last_seq: 3,
-            last_active_at: chrono::DateTime::UNIX_EPOCH,
-        }];
-        let frame = cut(&Template::new(snapshot(3), rooms.clone())).unwrap();
-        assert!(frame.fits(&snapshot(3), &rooms));
-        assert!(!frame.fits(&snapshot(3), &[]), "another room list");
+        let listed = rooms(&["lobby", "b"], 3);
+        let frame = cut(&Template::new(snapshot(3), listed.clone())).unwrap();
+        assert!(frame.fits(&snapshot(3), &listed));
+        assert!(frame.fits(&snapshot(3), &rooms(&["lobby", "b"], 4)));
+        assert!(
+            !frame.fits(&snapshot(3), &rooms(&["b", "lobby"], 3)),
+            "another order"
+        );
+        assert!(
+            !frame.fits(&snapshot(3), &rooms(&["lobby"], 3)),
+            "another room list"
+        );
         let mut restored = snapshot(3);
         restored.epoch = "e2".into();
-        assert!(!frame.fits(&restored, &rooms), "another epoch");
+        assert!(!frame.fits(&restored, &listed), "another epoch");
         let mut long = snapshot(60);
         long.messages.drain(..10);
-        assert!(!frame.fits(&long, &rooms), "older messages to load");
+        assert!(!frame.fits(&long, &listed), "older messages to load");
     }
 }
