@@ -217,9 +217,12 @@ fn first_rows(live: Live, feed: RoomFeed) -> String {
             author: author.as_deref(),
             moderator: live.moderator.get(),
         };
+        let mut html = String::new();
         feed.messages.with(|messages| {
-            super::static_rows::page(messages, &feed.announcements.get_value(), &viewer)
-        })
+            let announcements = feed.announcements.get_value();
+            super::static_rows::page(&mut html, messages, &announcements, &viewer);
+        });
+        html
     })
 }
 

@@ -181,48 +181,68 @@ impl Frame {
     /// The page for `snapshot`'s viewer with `rooms` listed, with `nonce`
     /// as its CSP nonce.
     pub fn fill(&self, snapshot: &RoomSnapshot, rooms: &[RoomSummary], nonce: &str) -> String {
-        let data = resource(snapshot);
-        let room_data = resource(&rooms);
+        let data = json(snapshot);
+        let room_data = json(&rooms);
         let viewer = Viewer {
             author: snapshot.me.author.as_deref(),
             moderator: snapshot.me.moderator,
         };
-        let rows = static_rows::page(&snapshot.messages, &snapshot.announcements, &viewer);
         let name = encode_double_quoted_attribute(snapshot.me.name.as_deref().unwrap_or_default());
         let form_id = snapshot.form_id.to_string();
-        let size = self
+        let shared: usize = self
             .pieces
             .iter()
             .map(|p| match p {
                 Piece::Text(t) => t.len(),
-                _ => 64,
+                _ => 0,
             })
-            .sum::<usize>()
-            + data.len()
-            + room_data.len()
-            + rows.len();
-        let mut page = String::with_capacity(size);
+            .sum();
+        let rows = snapshot.messages.len() + snapshot.announcements.len();
+        let mut page =
+            String::with_capacity(shared + (data.len() + room_data.len()) * 11 / 10 + rows * 700);
         for piece in &self.pieces {
-            page.push_str(match piece {
-                Piece::Text(text) => text,
-                Piece::Data => &data,
-                Piece::Rooms => &room_data,
-                Piece::Rows => &rows,
-                Piece::Name => &name,
-                Piece::FormId => &form_id,
-                Piece::Nonce => nonce,
-            });
+            match piece {
+                Piece::Text(text) => page.push_str(text),
+                Piece::Data => literal(&mut page, &data),
+                Piece::Rooms => literal(&mut page, &room_data),
+                Piece::Rows => static_rows::page(
+                    &mut page,
+                    &snapshot.messages,
+                    &snapshot.announcements,
+                    &viewer,
+                ),
+                Piece::Name => page.push_str(&name),
+                Piece::FormId => page.push_str(&form_id),
+                Piece::Nonce => page.push_str(nonce),
+            }
         }
         page
     }
 }
 
 /// A server function's answer as the render writes it into the hydration
-/// script: JSON (the resource's codec), `<` escaped (so no `</script>` ends
-/// the script early), as a JavaScript string literal.
+/// script ([`json`], then [`literal`]).
 fn resource<T: serde::Serialize>(value: &T) -> String {
+    let mut out = String::new();
+    literal(&mut out, &json(value));
+    out
+}
+
+/// A server function's answer as its resource encodes it: JSON, with `<`
+/// escaped so that no `</script>` in it ends the script early.
+fn json<T: serde::Serialize>(value: &T) -> String {
     let json = serde_json::to_string(&Ok::<_, ApiError>(value)).unwrap_or_default();
-    format!("{:?}", json.replace('<', "\\u003c"))
+    if json.contains('<') {
+        json.replace('<', "\\u003c")
+    } else {
+        json
+    }
+}
+
+/// Writes `text` as a JavaScript string literal, as the render does.
+fn literal(out: &mut String, text: &str) {
+    use std::fmt::Write;
+    let _ = write!(out, "{text:?}");
 }
 
 #[cfg(test)]
@@ -299,7 +319,9 @@ mod tests {
         // The rooms' counts moved on; their order did not.
         let now = rooms(&["lobby", "b"], 9);
         for viewer in [first, other] {
-            let rows = static_rows::page(
+            let mut rows = String::new();
+            static_rows::page(
+                &mut rows,
                 &viewer.messages,
                 &viewer.announcements,
                 &Viewer {

@@ -31,39 +31,43 @@ pub struct Viewer<'a> {
     pub moderator: bool,
 }
 
-/// A room page's list as the server sends it: its newest messages with the
-/// announcements among them (no divider, times in UTC), or what an empty
-/// room says.
-pub fn page(messages: &[Message], announcements: &[Message], viewer: &Viewer<'_>) -> String {
-    let rows = build_rows(messages, announcements, None, None);
-    let mut html = render(&rows, viewer);
+/// Writes a room page's list as the server sends it: its newest messages
+/// with the announcements among them (no divider, times in UTC), or what an
+/// empty room says.
+pub fn page(
+    out: &mut String,
+    messages: &[Message],
+    announcements: &[Message],
+    viewer: &Viewer<'_>,
+) {
     if messages.is_empty() {
-        html.insert_str(
-            0,
-            &format!(r#"<li class="empty">{}</li>"#, super::message_list::EMPTY),
-        );
+        out.push_str(r#"<li class="empty">"#);
+        out.push_str(super::message_list::EMPTY);
+        out.push_str("</li>");
     }
-    html
+    render(
+        out,
+        &build_rows(messages, announcements, None, None),
+        viewer,
+    );
 }
 
-/// The list's rows as HTML, as the live list renders them before the
-/// browser clock is known (times in UTC).
-pub fn render(rows: &[Row], viewer: &Viewer<'_>) -> String {
-    let mut out = String::with_capacity(rows.len() * 700);
+/// Writes the list's rows as HTML, as the live list renders them before
+/// the browser clock is known (times in UTC).
+pub fn render(out: &mut String, rows: &[Row], viewer: &Viewer<'_>) {
     for row in rows {
         match row {
             Row::Day { label, .. } => {
                 out.push_str(r#"<li class="day"><span>"#);
-                encode_text_to_string(label, &mut out);
+                encode_text_to_string(label, out);
                 out.push_str("</span></li>");
             }
             Row::Divider => {
                 out.push_str(r#"<li class="divider"><span>New messages</span></li>"#);
             }
-            Row::Message { message, grouped } => message_row(&mut out, message, *grouped, viewer),
+            Row::Message { message, grouped } => message_row(out, message, *grouped, viewer),
         }
     }
-    out
 }
 
 fn message_row(out: &mut String, m: &Message, grouped: bool, viewer: &Viewer<'_>) {
@@ -335,7 +339,7 @@ mod tests {
     fn the_fragment_is_the_live_rows_markup() {
         for (author, moderator) in [(None, false), (Some("a1"), false), (Some("b2"), true)] {
             let viewer = Viewer { author, moderator };
-            let fragment = strip_markers(&render(&rows(), &viewer));
+            let fragment = strip_markers(&rendered(&viewer));
             assert_eq!(
                 fragment,
                 live_html(rows(), author, moderator),
@@ -344,15 +348,18 @@ mod tests {
         }
     }
 
+    fn rendered(viewer: &Viewer<'_>) -> String {
+        let mut html = String::new();
+        render(&mut html, &rows(), viewer);
+        html
+    }
+
     #[test]
     fn text_is_escaped_and_menus_follow_the_viewer() {
-        let guest = render(
-            &rows(),
-            &Viewer {
-                author: None,
-                moderator: false,
-            },
-        );
+        let guest = rendered(&Viewer {
+            author: None,
+            moderator: false,
+        });
         assert!(guest.contains("hello &lt;b&gt;&amp;&lt;/b&gt;"), "{guest}");
         assert!(guest.contains(r#"href="https://example.com/?q=a&amp;b=c'd""#));
         assert!(!guest.contains("<b>"));
@@ -360,13 +367,10 @@ mod tests {
             !guest.contains(r#"class="delete""#),
             "a guest deletes nothing"
         );
-        let alice = render(
-            &rows(),
-            &Viewer {
-                author: Some("a1"),
-                moderator: false,
-            },
-        );
+        let alice = rendered(&Viewer {
+            author: Some("a1"),
+            moderator: false,
+        });
         assert_eq!(
             alice.matches(r#"class="delete""#).count(),
             3,
@@ -374,13 +378,10 @@ mod tests {
         );
         assert_eq!(alice.matches(r#"class="msg own"#).count(), 3);
         assert!(!alice.contains(r#"class="ban""#));
-        let moderator = render(
-            &rows(),
-            &Viewer {
-                author: Some("b2"),
-                moderator: true,
-            },
-        );
+        let moderator = rendered(&Viewer {
+            author: Some("b2"),
+            moderator: true,
+        });
         // Every changeable message: the deleted one and the broadcast have no menu.
         assert_eq!(moderator.matches(r#"class="delete""#).count(), 5);
         // Alice's three; not the guest's (no author) nor the moderator's own.
