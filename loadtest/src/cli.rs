@@ -108,8 +108,9 @@ Single-client replay: --clients 1 --missed 1000 (target: under 100 ms).")]
     /// Page throughput: GET /r/<room> (HTML) vs GET /api/messages (JSON)
     #[command(long_about = "\
 Page throughput. Seeds a room with --seed messages, then for --duration s each
-runs GET /r/<room> (the server-rendered page) and then GET
-/api/messages?room=<room>&limit=50 (JSON) over --concurrency keep-alive
+runs GET /r/<room> (the server-rendered page), with --whole GET
+/r/<room>?whole (the page rendered whole, not filled into a kept frame), and
+then GET /api/messages?room=<room>&limit=50 (JSON) over --concurrency keep-alive
 connections, as fast as the server answers, and reports requests/s and
 latency for both.")]
     Pages(PagesArgs),
@@ -431,6 +432,11 @@ pub struct PagesArgs {
     /// Send this Accept-Encoding (e.g. "br, gzip" as a browser does) [default: none]
     #[arg(long, value_name = "VALUE")]
     pub accept_encoding: Option<String>,
+
+    /// Also measure the page rendered whole: GET /r/<room>?whole, which a
+    /// kept page frame does not answer
+    #[arg(long)]
+    pub whole: bool,
 }
 
 #[derive(Debug, Clone, Args)]

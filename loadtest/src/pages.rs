@@ -70,10 +70,13 @@ pub async fn pages_mode(a: &PagesArgs) -> u8 {
     println!("seed        {} messages in {room}", acks.len());
     let pids: Vec<String> = a.target.pid.iter().map(u32::to_string).collect();
     let mut phases = Vec::new();
-    for (name, path) in [
-        ("html", format!("/r/{room}")),
-        ("json", format!("/api/messages?room={room}&limit=50")),
-    ] {
+    let mut endpoints = vec![("html", format!("/r/{room}"))];
+    if a.whole {
+        // A query skips the kept frame: the page as Leptos renders it.
+        endpoints.push(("html-whole", format!("/r/{room}?whole")));
+    }
+    endpoints.push(("json", format!("/api/messages?room={room}&limit=50")));
+    for (name, path) in endpoints {
         match phase(a, &base, name, path, &pids).await {
             Ok(p) => {
                 print_phase(&p);

@@ -231,7 +231,12 @@ fn resource<T: serde::Serialize>(value: &T) -> String {
 /// A server function's answer as its resource encodes it: JSON, with `<`
 /// escaped so that no `</script>` in it ends the script early.
 fn json<T: serde::Serialize>(value: &T) -> String {
-    let json = serde_json::to_string(&Ok::<_, ApiError>(value)).unwrap_or_default();
+    let mut json = Vec::with_capacity(16 * 1024);
+    if serde_json::to_writer(&mut json, &Ok::<_, ApiError>(value)).is_err() {
+        json.clear();
+    }
+    // serde_json writes UTF-8 only.
+    let json = String::from_utf8(json).unwrap_or_default();
     if json.contains('<') {
         json.replace('<', "\\u003c")
     } else {
@@ -239,10 +244,39 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
-/// Writes `text` as a JavaScript string literal, as the render does.
+/// Writes `text` as a JavaScript string literal, exactly as the render does
+/// (`format!("{text:?}")`), but copying runs of characters that need no
+/// escape instead of going a character at a time: this is most of a page.
 fn literal(out: &mut String, text: &str) {
-    use std::fmt::Write;
-    let _ = write!(out, "{text:?}");
+    out.reserve(text.len() + text.len() / 8 + 2);
+    out.push('"');
+    let bytes = text.as_bytes();
+    let (mut run, mut at) = (0, 0);
+    while at < bytes.len() {
+        let b = bytes[at];
+        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+            at += 1;
+            continue;
+        }
+        let c = text[at..].chars().next().unwrap_or_default();
+        // Printable characters beyond ASCII stay as they are.
+        if !c.is_ascii() && c.escape_debug().len() == 1 {
+            at += c.len_utf8();
+            continue;
+        }
+        out.push_str(&text[run..at]);
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            // Control characters, and what `str`'s `Debug` escapes beyond
+            // ASCII (unprintable and combining characters).
+            c => out.extend(c.escape_debug()),
+        }
+        at += c.len_utf8();
+        run = at;
+    }
+    out.push_str(&text[run..]);
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -334,6 +368,34 @@ mod tests {
                 frame.fill(&viewer, &now, "fresh"),
                 render(&viewer, &now, &rows, "fresh")
             );
+        }
+    }
+
+    #[test]
+    fn literals_are_what_debug_writes() {
+        let texts = [
+            "",
+            "plain ascii",
+            r#"{"Ok":{"content":"say \"hi\" \\ back"}}"#,
+            "it's <b> & \u{7f}\u{0}\n\r\t\u{1b}",
+            "日本語 🌸 e\u{301} \u{301}x \u{200d}\u{2028}\u{2029}\u{feff}\u{ad}\u{e000}",
+            "\u{10ffff}\u{fffd}\u{85}\u{a0}",
+        ];
+        for text in texts {
+            let mut out = String::new();
+            literal(&mut out, text);
+            assert_eq!(out, format!("{text:?}"), "{text}");
+        }
+        // Every character, alone and among others.
+        let all: String = (0..0x11_0000).filter_map(char::from_u32).collect();
+        let mut out = String::new();
+        literal(&mut out, &all);
+        assert_eq!(out, format!("{all:?}"));
+        for c in (0..0x3_0000).filter_map(char::from_u32) {
+            let text = format!("a{c}\"{c}");
+            let mut out = String::new();
+            literal(&mut out, &text);
+            assert_eq!(out, format!("{text:?}"), "U+{:04X}", c as u32);
         }
     }
 
