@@ -22,9 +22,9 @@ use std::{
 };
 
 use app::{
-    api::{http::PageCsp, read_room, Session, SharedBackend, ROOMS_LISTED},
+    api::{http::PageCsp, read_room, FrameTemplate, Session, SharedBackend, ROOMS_LISTED},
     domain::RoomId,
-    ui::page_frame::{Frame, Template},
+    ui::page_frame::Frame,
 };
 use axum::{
     body::Body,
@@ -153,7 +153,7 @@ where
     let (kept, how) = match layer.kept(path) {
         Some(kept) if kept.frame.fits(&snapshot, &rooms) => (kept, KEPT),
         _ => {
-            let template = Template::new(snapshot.clone(), rooms.clone());
+            let template = FrameTemplate::new(snapshot.clone(), rooms.clone());
             match cut(render.clone(), &parts, template).await {
                 Ok(kept) => {
                     metrics::counter!("page_frames_rendered_total").increment(1);
@@ -191,7 +191,7 @@ where
 }
 
 /// Renders the page from `template` and cuts it into a frame.
-async fn cut<S>(render: S, parts: &Parts, template: Arc<Template>) -> Result<Kept, String>
+async fn cut<S>(render: S, parts: &Parts, template: Arc<FrameTemplate>) -> Result<Kept, String>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
     S::Future: Send,

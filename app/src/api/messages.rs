@@ -46,7 +46,7 @@ pub struct History {
 pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
     use super::{backend, http, Client};
     // Rendering a room's frame: the reads were made for it.
-    if let Some(template) = crate::ui::page_frame::template() {
+    if let Some(template) = super::frame_template() {
         return Ok(template.snapshot.clone());
     }
     let backend = backend()?;
@@ -56,7 +56,7 @@ pub async fn load_room(room: String) -> Result<RoomSnapshot, ApiError> {
 }
 
 /// What `viewer` sees of `room` when its page opens: the reads behind
-/// [`load_room`], also made by the page frame ([`crate::ui::page_frame`]).
+/// [`load_room`], also made for a page frame ([`super::FrameTemplate`]).
 #[cfg(feature = "ssr")]
 pub async fn read_room(
     backend: &dyn super::Backend,
@@ -110,7 +110,7 @@ pub async fn older_messages(room: String, before: i64) -> Result<History, ApiErr
 /// Rooms with recent activity, newest first.
 #[server(endpoint = "list_rooms", output = crate::api::codec::Json)]
 pub async fn list_rooms() -> Result<Vec<RoomSummary>, ApiError> {
-    if let Some(template) = crate::ui::page_frame::template() {
+    if let Some(template) = super::frame_template() {
         return Ok(template.rooms.clone());
     }
     super::backend()?.rooms(ROOMS_LISTED).await

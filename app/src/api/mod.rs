@@ -8,6 +8,8 @@ mod backend;
 mod codec;
 mod error;
 #[cfg(feature = "ssr")]
+mod frame_template;
+#[cfg(feature = "ssr")]
 pub mod http;
 mod identity;
 mod messages;
@@ -15,5 +17,7 @@ mod messages;
 #[cfg(feature = "ssr")]
 pub use backend::{backend, Backend, ChangeRequest, Client, Session, SharedBackend};
 pub use error::{ApiError, NAME_IN_USE};
+#[cfg(feature = "ssr")]
+pub use frame_template::{frame_template, note_frame_nonce, FrameTemplate};
 pub use identity::*;
 pub use messages::*;

@@ -208,7 +208,7 @@ pub(super) fn row_view(row: Row) -> AnyView {
 /// fragment is already in the page, so there is nothing to build.
 #[cfg(feature = "ssr")]
 fn first_rows(live: Live, feed: RoomFeed) -> String {
-    if let Some(template) = super::page_frame::template() {
+    if let Some(template) = crate::api::frame_template() {
         return template.rows_hole();
     }
     untrack(|| {

@@ -36,7 +36,7 @@ use room_list::{MenuOpen, RoomList, Seen};
 #[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     crate::api::http::set_page_csp();
-    page_frame::note_nonce();
+    crate::api::note_frame_nonce();
     let title = title::for_path(&crate::api::http::request_path());
     view! {
         <!DOCTYPE html>

@@ -10,7 +10,7 @@
 //! nonce.
 //!
 //! The frame is cut from a real render: the binary renders the page with a
-//! [`Template`] on the request, whose data carries unguessable markers in
+//! [`FrameTemplate`] on the request, whose data carries unguessable markers in
 //! place of what varies (a random token for the viewer's name and the
 //! rows, a fresh form id, the render's nonce), and [`Frame::cut`] finds each
 //! of them the expected number of times or refuses the frame. The viewer's
@@ -19,72 +19,13 @@
 //! fresh render would have sent, which the binary's tests check byte for
 //! byte for every kind of viewer.
 
-use std::sync::{Arc, OnceLock};
-
 use html_escape::encode_double_quoted_attribute;
-use leptos::prelude::use_context;
-use uuid::Uuid;
 
 use super::static_rows::{self, Viewer};
 use crate::{
-    api::{has_older, ApiError, Me, RoomSnapshot},
+    api::{has_older, ApiError, FrameTemplate, RoomSnapshot},
     domain::RoomSummary,
 };
-
-/// What a frame is rendered from, set on the request (an extension) that
-/// renders it: [`crate::api::load_room`] and [`crate::api::list_rooms`]
-/// answer with it instead of reading.
-#[derive(Debug)]
-pub struct Template {
-    pub snapshot: RoomSnapshot,
-    pub rooms: Vec<RoomSummary>,
-    /// Random: marks the holes for the viewer's name and the rows.
-    token: String,
-    /// The render's nonce, noted by the shell ([`note_nonce`]).
-    nonce: OnceLock<String>,
-}
-
-impl Template {
-    /// A template for a page showing `snapshot` (the first viewer's) with
-    /// `rooms` in its room list: the viewer's identity and form id are
-    /// replaced by markers.
-    pub fn new(mut snapshot: RoomSnapshot, rooms: Vec<RoomSummary>) -> Arc<Self> {
-        let token = Uuid::new_v4().simple().to_string();
-        snapshot.me = Me {
-            author: None,
-            name: Some(format!("name{token}")),
-            moderator: false,
-            edit_window_secs: snapshot.me.edit_window_secs,
-        };
-        snapshot.form_id = Uuid::new_v4();
-        Arc::new(Self {
-            snapshot,
-            rooms,
-            token,
-            nonce: OnceLock::new(),
-        })
-    }
-
-    /// What the server-rendered list holds in the frame.
-    pub fn rows_hole(&self) -> String {
-        format!("rows{}", self.token)
-    }
-}
-
-/// The template of the page being rendered, if it is a frame.
-pub fn template() -> Option<Arc<Template>> {
-    use_context::<axum::http::request::Parts>()?
-        .extensions
-        .get::<Arc<Template>>()
-        .cloned()
-}
-
-/// Called by the shell: a frame's render notes its nonce, to be cut out.
-pub fn note_nonce() {
-    if let (Some(template), Some(nonce)) = (template(), leptos::nonce::use_nonce()) {
-        let _ = template.nonce.set(nonce.to_string());
-    }
-}
 
 /// A page cut into what every viewer shares and the holes between.
 #[derive(Debug)]
@@ -119,8 +60,8 @@ impl Frame {
     /// Cuts the page `html`, rendered from `template`, into a frame; an
     /// error says which marker was not found as often as expected (the
     /// page is then rendered whole, as without frames).
-    pub fn cut(html: &str, template: &Template) -> Result<Self, String> {
-        let nonce = template.nonce.get().ok_or("the render noted no nonce")?;
+    pub fn cut(html: &str, template: &FrameTemplate) -> Result<Self, String> {
+        let nonce = template.nonce().ok_or("the render noted no nonce")?;
         let name = template.snapshot.me.name.clone().unwrap_or_default();
         // The data first: it holds the other markers (and messages).
         let holes = [
@@ -133,7 +74,7 @@ impl Frame {
                 Piece::FormId,
                 Some(1),
             ),
-            (nonce.clone(), Piece::Nonce, None),
+            (nonce.to_owned(), Piece::Nonce, None),
         ];
         let mut pieces = vec![Piece::Text(html.to_owned())];
         for (marker, hole, expected) in holes {
@@ -281,7 +222,10 @@ fn literal(out: &mut String, text: &str) {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
+    use crate::api::Me;
 
     fn snapshot(messages: usize) -> RoomSnapshot {
         RoomSnapshot {
@@ -330,8 +274,8 @@ mod tests {
         )
     }
 
-    fn cut(template: &Template) -> Result<Frame, String> {
-        let _ = template.nonce.set("n0nce".into());
+    fn cut(template: &FrameTemplate) -> Result<Frame, String> {
+        template.note_nonce("n0nce");
         Frame::cut(
             &render(
                 &template.snapshot,
@@ -346,7 +290,7 @@ mod tests {
     #[test]
     fn a_filled_frame_is_the_page_rendered_for_that_viewer() {
         let first = snapshot(3);
-        let template = Template::new(first.clone(), rooms(&["lobby", "b"], 3));
+        let template = FrameTemplate::new(first.clone(), rooms(&["lobby", "b"], 3));
         let frame = cut(&template).unwrap();
         let mut other = snapshot(2);
         other.me.name = None;
@@ -401,8 +345,8 @@ mod tests {
 
     #[test]
     fn a_frame_is_refused_when_a_marker_is_missing_or_repeated() {
-        let template = Template::new(snapshot(1), Vec::new());
-        let _ = template.nonce.set("n0nce".into());
+        let template = FrameTemplate::new(snapshot(1), Vec::new());
+        template.note_nonce("n0nce");
         let page = render(&template.snapshot, &[], &template.rows_hole(), "n0nce");
         let twice = page.replace("<ol>", &format!("{}<ol>", template.rows_hole()));
         let err = Frame::cut(&twice, &template).unwrap_err();
@@ -415,7 +359,7 @@ mod tests {
     #[test]
     fn a_frame_fits_only_pages_with_its_shared_parts() {
         let listed = rooms(&["lobby", "b"], 3);
-        let frame = cut(&Template::new(snapshot(3), listed.clone())).unwrap();
+        let frame = cut(&FrameTemplate::new(snapshot(3), listed.clone())).unwrap();
         assert!(frame.fits(&snapshot(3), &listed));
         assert!(frame.fits(&snapshot(3), &rooms(&["lobby", "b"], 4)));
         assert!(
