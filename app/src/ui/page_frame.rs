@@ -53,6 +53,7 @@ enum Piece {
     Name,
     /// The no-JS form's id.
     FormId,
+    /// The CSP nonce, wherever the render wrote it.
     Nonce,
 }
 
