@@ -32,6 +32,7 @@ use axum::{
     http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode},
     response::Response,
 };
+use server::sync::lock;
 use tower::{Layer, Service, ServiceExt};
 
 /// Frames kept at most (one per room page path); about 30 KB each.
@@ -226,10 +227,4 @@ fn unwrap(result: Result<Response, Infallible>) -> Response {
         Ok(response) => response,
         Err(never) => match never {},
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -99,16 +99,22 @@ pub async fn spawn_app(db: TestDb, env: &[(&str, &str)]) -> TestApp {
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A new API session on the server at `base` (http://host:port) that holds
-/// `name`; returns its bearer token.
-pub async fn named_session(http: &reqwest::Client, base: &str, name: &str) -> String {
+/// A new API session on the server at `base` (http://host:port), with no
+/// name yet: its `token` and `author`.
+pub async fn new_session(http: &reqwest::Client, base: &str) -> Value {
     let res = http
         .post(format!("{base}/api/sessions"))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let token = res.json::<Value>().await.unwrap()["token"]
+    res.json::<Value>().await.unwrap()
+}
+
+/// A new API session on the server at `base` (http://host:port) that holds
+/// `name`; returns its bearer token.
+pub async fn named_session(http: &reqwest::Client, base: &str, name: &str) -> String {
+    let token = new_session(http, base).await["token"]
         .as_str()
         .unwrap()
         .to_owned();

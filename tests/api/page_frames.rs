@@ -4,7 +4,7 @@
 use reqwest::{header, Response};
 use serde_json::{json, Value};
 
-use crate::helpers::{named_session, spawn_app, TestApp, TestDb};
+use crate::helpers::{named_session, new_session, spawn_app, TestApp, TestDb};
 use server::both_backends;
 
 /// A page's body and the headers that matter, with this response's nonce and
@@ -144,21 +144,14 @@ both_backends!(
         let moderator_token = "a-moderator-token-for-frame-tests";
         let app = spawn_app(db, &[("MODERATOR_TOKEN", moderator_token)]).await;
         let base = app.url("");
-        let base = base.trim_end_matches('/');
         // A name to escape, a session with no name, a moderator.
         let ann_name = r#"Ann "<b>" & 日本"#;
-        let ann = named_session(&app.http, base, ann_name).await;
-        let res = app
-            .http
-            .post(app.url("/api/sessions"))
-            .send()
-            .await
-            .unwrap();
-        let guest = res.json::<Value>().await.unwrap()["token"]
+        let ann = named_session(&app.http, &base, ann_name).await;
+        let guest = new_session(&app.http, &base).await["token"]
             .as_str()
             .unwrap()
             .to_owned();
-        let moderator = named_session(&app.http, base, "mod").await;
+        let moderator = named_session(&app.http, &base, "mod").await;
         call(
             &moderator,
             app.http
@@ -233,8 +226,7 @@ both_backends!(
 
 both_backends!(a_kept_frame_shows_every_new_post, |db: TestDb| async move {
     let app = spawn_app(db, &[]).await;
-    let base = app.url("");
-    let token = named_session(&app.http, base.trim_end_matches('/'), "Bo").await;
+    let token = named_session(&app.http, &app.url(""), "Bo").await;
     post(&app, Some(&token), "lobby", "Bo", "first").await;
     assert_eq!(framed_as_fresh(&app, "/r/lobby", &token).await, RENDERED);
     // A post into the only room reorders nothing: the frame is kept,

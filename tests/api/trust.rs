@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{connect, next_json, spawn_app, TestApp, TestDb};
+use crate::helpers::{connect, new_session, next_json, spawn_app, TestApp, TestDb};
 use server::both_backends;
 
 /// An API session: its token and author id.
@@ -16,14 +16,7 @@ struct Who {
 }
 
 async fn session(app: &TestApp) -> Who {
-    let res = app
-        .http
-        .post(app.url("/api/sessions"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
+    let body = new_session(&app.http, &app.url("")).await;
     Who {
         token: body["token"].as_str().unwrap().to_owned(),
         author: body["author"].as_str().unwrap().to_owned(),

@@ -31,6 +31,8 @@ use crate::{
 #[derive(Debug)]
 pub struct Frame {
     pieces: Vec<Piece>,
+    /// The bytes of the shared pieces (a filled page is this and the holes).
+    shared: usize,
     /// What the shared parts were rendered from: a page whose data differs
     /// in these needs another frame.
     epoch: String,
@@ -104,8 +106,16 @@ impl Frame {
                 ));
             }
         }
+        let shared = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                _ => 0,
+            })
+            .sum();
         Ok(Self {
             pieces,
+            shared,
             epoch: template.snapshot.epoch.clone(),
             has_older: has_older(&template.snapshot.messages),
             rooms: template.rooms.iter().map(|r| r.name.clone()).collect(),
@@ -123,25 +133,18 @@ impl Frame {
     /// The page for `snapshot`'s viewer with `rooms` listed, with `nonce`
     /// as its CSP nonce.
     pub fn fill(&self, snapshot: &RoomSnapshot, rooms: &[RoomSummary], nonce: &str) -> String {
-        let data = json(snapshot);
-        let room_data = json(&rooms);
+        let rows = snapshot.messages.len() + snapshot.announcements.len();
+        let data = json(snapshot, 512 + rows * 400);
+        let room_data = json(&rooms, 16 + rooms.len() * 96);
         let viewer = Viewer {
             author: snapshot.me.author.as_deref(),
             moderator: snapshot.me.moderator,
         };
         let name = encode_double_quoted_attribute(snapshot.me.name.as_deref().unwrap_or_default());
         let form_id = snapshot.form_id.to_string();
-        let shared: usize = self
-            .pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Text(t) => t.len(),
-                _ => 0,
-            })
-            .sum();
-        let rows = snapshot.messages.len() + snapshot.announcements.len();
-        let mut page =
-            String::with_capacity(shared + (data.len() + room_data.len()) * 11 / 10 + rows * 700);
+        let mut page = String::with_capacity(
+            self.shared + (data.len() + room_data.len()) * 11 / 10 + rows * 700,
+        );
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => page.push_str(text),
@@ -166,14 +169,15 @@ impl Frame {
 /// script ([`json`], then [`literal`]).
 fn resource<T: serde::Serialize>(value: &T) -> String {
     let mut out = String::new();
-    literal(&mut out, &json(value));
+    literal(&mut out, &json(value, 0));
     out
 }
 
 /// A server function's answer as its resource encodes it: JSON, with `<`
-/// escaped so that no `</script>` in it ends the script early.
-fn json<T: serde::Serialize>(value: &T) -> String {
-    let mut json = Vec::with_capacity(16 * 1024);
+/// escaped so that no `</script>` in it ends the script early. `size` is
+/// about how long it will be.
+fn json<T: serde::Serialize>(value: &T, size: usize) -> String {
+    let mut json = Vec::with_capacity(size);
     if serde_json::to_writer(&mut json, &Ok::<_, ApiError>(value)).is_err() {
         json.clear();
     }
